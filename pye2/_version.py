@@ -1,0 +1,3 @@
+"""Version of the pye2 distribution."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Built-in adapters that are not transports (serializers, signers, clock)."""

@@ -1,0 +1,38 @@
+"""Ports: the Protocols through which the pye2 core talks to the outside world.
+
+Only interfaces live here. Implementations are adapters: transports in the
+``pye2_transport_*`` packages, signers and serializers in :mod:`pye2.adapters`.
+"""
+
+from __future__ import annotations
+
+from pye2.ports.clock import Clock, Timer
+from pye2.ports.formatter import Formatter
+from pye2.ports.serializer import Serializer
+from pye2.ports.signer import Signer, SignerFactory, Verifier
+from pye2.ports.transport import (
+    BaseTransport,
+    Delivery,
+    Handler,
+    Subscription,
+    Transport,
+    TransportCapabilities,
+    TransportFactory,
+)
+
+__all__ = [
+    "BaseTransport",
+    "Clock",
+    "Delivery",
+    "Formatter",
+    "Handler",
+    "Serializer",
+    "Signer",
+    "SignerFactory",
+    "Subscription",
+    "Timer",
+    "Transport",
+    "TransportCapabilities",
+    "TransportFactory",
+    "Verifier",
+]

@@ -1,0 +1,1 @@
+"""pye2_transport_mqtt package (see plugin.py for registration)."""
