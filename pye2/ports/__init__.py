@@ -12,7 +12,10 @@ from pye2.ports.serializer import Serializer
 from pye2.ports.signer import Signer, SignerFactory, Verifier
 from pye2.ports.transport import (
     BaseTransport,
+    ConnectionEvent,
+    ConnectionListener,
     Delivery,
+    SupportsConnectionEvents,
     Handler,
     Subscription,
     Transport,
@@ -23,6 +26,9 @@ from pye2.ports.transport import (
 __all__ = [
     "BaseTransport",
     "Clock",
+    "ConnectionEvent",
+    "ConnectionListener",
+    "SupportsConnectionEvents",
     "Delivery",
     "Formatter",
     "Handler",

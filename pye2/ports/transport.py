@@ -30,6 +30,9 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "BaseTransport",
+    "ConnectionEvent",
+    "ConnectionListener",
+    "SupportsConnectionEvents",
     "Delivery",
     "Handler",
     "Subscription",
@@ -101,6 +104,34 @@ class Transport(Protocol):
     @property
     def is_connected(self) -> bool:
         """True while the transport believes it is connected."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A change of a transport's connection state.
+
+    ``state`` is one of ``"connected"``, ``"disconnected"``, ``"reconnecting"``
+    (``attempt`` and ``delay`` say which try and how long until it),
+    ``"gave_up"`` (reconnecting stopped; the transport stays down) and
+    ``"closed"``. ``error`` is the pye2 error that caused it, if any.
+    """
+
+    state: str
+    error: BaseException | None = None
+    attempt: int = 0
+    delay: float = 0.0
+
+
+ConnectionListener = Callable[[ConnectionEvent], None]
+
+
+@runtime_checkable
+class SupportsConnectionEvents(Protocol):
+    """Optional: transports that report connection changes (MQTT, AMQP)."""
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        """Call ``listener`` (on a transport thread; keep it cheap) on every change."""
         ...
 
 
