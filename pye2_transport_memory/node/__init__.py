@@ -1,0 +1,1 @@
+"""The simulated Execution Engine node: pipelines, data sources and plugins."""
