@@ -61,6 +61,7 @@ class PluginHost:
         self._extra = list(extra_plugins)
         self._lock = threading.Lock()
         self._loaded = False
+        self._trace = False
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.transports: Registry[Callable[..., Any]] = Registry("transport", TransportUnavailable)
@@ -77,7 +78,8 @@ class PluginHost:
             blocked = self._disabled | _disabled_from_env()
             for name in blocked:
                 self.pm.set_blocked(name)
-            if os.environ.get("PYE2_TRACE_PLUGINS") == "1":
+            self._trace = os.environ.get("PYE2_TRACE_PLUGINS") == "1"
+            if self._trace:
                 self.pm.trace.root.setwriter(lambda msg: log.debug("pluggy: %s", msg.rstrip()))
                 self.pm.enable_tracing()
             import importlib
@@ -128,6 +130,8 @@ class PluginHost:
                 ) -> None:
                     _reg.add(name, factory, source=_src, requires=tuple(requires), extra=extra)
 
+                if self._trace:
+                    log.debug("calling %s of %s", hookname, source)
                 impl.function(register=register)
 
     # -- typed accessors -------------------------------------------------------

@@ -25,6 +25,14 @@ class Entry(Generic[T]):
     extra: str | None = None
 
 
+def _importable(module: str) -> bool:
+    """True if ``module`` can be found without importing it (parents are imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent is missing or blocked (sys.modules[x] = None)
+        return False
+
+
 class Registry(Generic[T]):
     """Factories of one kind (transports, serializers ...) keyed by lower-case name."""
 
@@ -72,7 +80,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The factory for ``name``, after checking its optional dependencies."""
         entry = self.entry(name)
-        missing = [mod for mod in entry.requires if importlib.util.find_spec(mod) is None]
+        missing = [mod for mod in entry.requires if not _importable(mod)]
         if missing:
             if entry.extra:
                 how = f"pip install 'pye2[{entry.extra}]'"
