@@ -1,0 +1,1 @@
+"""Application layer: orchestrates ports; holds no protocol logic of its own."""

@@ -1,0 +1,180 @@
+"""Command confirmations: handles that resolve from the node's notifications.
+
+A command registers one :class:`Confirmation` holding one or more
+expectations (spec section 4: pipeline 1/-1, archive 4/-4, instance config
+100 or 120 / -100 or -120, instance command 101/-101). Each incoming
+notification is offered only to the expectations indexed under its
+``(node, pipeline)``, so matching costs O(1) in the number of open commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pye2.domain.messages import NotificationEvent
+from pye2.errors import CommandFailed, CommandTimeout
+
+if TYPE_CHECKING:
+    from pye2.ports.clock import Clock, Timer
+
+__all__ = ["Confirmation", "ConfirmationTracker", "Expectation"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Expectation:
+    """One notification a command waits for."""
+
+    node: str
+    pipeline: str
+    success: frozenset[int]
+    failure: frozenset[int]
+    signature: str | None = None
+    instance_id: str | None = None
+    met: bool = False
+
+    def matches(self, event: NotificationEvent) -> bool:
+        if self.signature is not None:
+            if (event.signature or "").upper() != self.signature.upper():
+                return False
+            if event.instance_id != self.instance_id:
+                return False
+        return True
+
+
+class Confirmation:
+    """The outcome of one command: pending, confirmed, failed or timed out.
+
+    ``wait(timeout)`` blocks (on the session's clock) and returns True when
+    confirmed; ``result(timeout)`` raises :class:`~pye2.errors.CommandFailed`
+    or :class:`~pye2.errors.CommandTimeout` instead of returning False.
+    """
+
+    def __init__(self, description: str, expectations: list[Expectation], tracker: ConfirmationTracker) -> None:
+        self.description = description
+        self.expectations = expectations
+        self._tracker = tracker
+        self._callbacks: list[Callable[[Confirmation], None]] = []
+        self._timer: Timer | None = None
+        self.error: Exception | None = None
+        self.done = not expectations
+        self.ok: bool | None = True if not expectations else None
+
+    def __repr__(self) -> str:
+        state = "pending" if not self.done else ("confirmed" if self.ok else f"failed: {self.error}")
+        return f"<Confirmation {self.description}: {state}>"
+
+    def add_done_callback(self, callback: Callable[[Confirmation], None]) -> None:
+        """Call ``callback(self)`` once resolved (immediately if already)."""
+        with self._tracker.cond:
+            if not self.done:
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds of the session clock; True if confirmed."""
+        self._tracker.clock.wait_until(lambda: self.done, timeout, self._tracker.cond)
+        return bool(self.done and self.ok)
+
+    def result(self, timeout: float | None = None) -> None:
+        """Wait, then raise if the command failed or is still unconfirmed."""
+        self.wait(timeout)
+        if not self.done:
+            raise CommandTimeout(f"{self.description}: no confirmation within {timeout} s")
+        if not self.ok:
+            assert self.error is not None
+            raise self.error
+
+    # -- resolution (tracker lock held) -------------------------------------------
+    def _resolve(self, ok: bool, error: Exception | None) -> list[Callable[[Confirmation], None]]:
+        if self.done:
+            return []
+        self.done, self.ok, self.error = True, ok, error
+        if self._timer is not None:
+            self._timer.cancel()
+        callbacks, self._callbacks = self._callbacks, []
+        return callbacks
+
+
+@dataclass
+class ConfirmationTracker:
+    """Index of open expectations by ``(node, pipeline)``."""
+
+    clock: Clock
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    _open: dict[tuple[str, str], list[tuple[Expectation, Confirmation]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    failed: int = 0
+
+    def register(self, description: str, expectations: list[Expectation], timeout: float | None) -> Confirmation:
+        conf = Confirmation(description, expectations, self)
+        with self.cond:
+            for exp in expectations:
+                self._open[(exp.node, exp.pipeline)].append((exp, conf))
+        if expectations and timeout is not None and timeout > 0:
+            conf._timer = self.clock.call_later(timeout, lambda: self._expire(conf, timeout))
+        return conf
+
+    def pending(self) -> int:
+        with self.cond:
+            return sum(len(v) for v in self._open.values())
+
+    def _finish(self, conf: Confirmation, ok: bool, error: Exception | None) -> None:
+        callbacks = conf._resolve(ok, error)
+        for exp in conf.expectations:
+            bucket = self._open.get((exp.node, exp.pipeline))
+            if bucket:
+                bucket[:] = [(e, c) for e, c in bucket if c is not conf]
+                if not bucket:
+                    del self._open[(exp.node, exp.pipeline)]
+        if not ok:
+            self.failed += 1
+        self.cond.notify_all()
+        for cb in callbacks:
+            try:
+                cb(conf)
+            except Exception:
+                log.exception("confirmation callback of %s raised", conf.description)
+
+    def _expire(self, conf: Confirmation, timeout: float) -> None:
+        with self.cond:
+            if not conf.done:
+                self._finish(conf, False, CommandTimeout(f"{conf.description}: no confirmation within {timeout} s"))
+
+    def fail_all(self, reason: str) -> None:
+        """Fail every open confirmation (session closing, transport gave up)."""
+        with self.cond:
+            confs = {id(c): c for bucket in self._open.values() for _, c in bucket}
+            for conf in confs.values():
+                self._finish(conf, False, CommandFailed(f"{conf.description}: {reason}"))
+
+    def offer(self, event: NotificationEvent) -> None:
+        """Match a notification against the expectations of its (node, pipeline)."""
+        if event.code is None or event.pipeline is None:
+            return
+        with self.cond:
+            keys = {(event.alias, event.pipeline)}
+            if event.address:
+                keys.add((event.address, event.pipeline))
+            hits = [pair for key in keys for pair in self._open.get(key, ())]
+            for exp, conf in hits:
+                if conf.done or exp.met or not exp.matches(event):
+                    continue
+                if event.code in exp.success:
+                    exp.met = True
+                    if all(e.met for e in conf.expectations):
+                        self._finish(conf, True, None)
+                elif event.code in exp.failure:
+                    if event.text.startswith("Received duplicate"):
+                        continue  # a real node warns about duplicates but still applies them
+                    detail = event.text or str(event.data.get("INFO", ""))
+                    self._finish(conf, False, CommandFailed(f"{conf.description}: node {event.alias} answered "
+                                                            f"{event.code}: {detail}"))

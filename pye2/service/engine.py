@@ -1,0 +1,218 @@
+"""ProtocolEngine: wire bytes <-> events and commands, with no I/O of its own.
+
+``receive(kind, body, now)`` runs the inbound pipeline — size cap, parse,
+signature check (per the ``verify`` mode), decryption of messages addressed
+to us, formatter, heartbeat inflation — and returns an event or a
+:class:`~pye2.domain.messages.Rejected` with a stable reason key. It never
+raises for bad input. ``prepare(...)`` turns a command into ``(topic, bytes)``:
+envelope per profile, optional encryption, signature, serialization.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pye2 import wire
+from pye2.domain import commands as cmd
+from pye2.domain.codecs.heartbeat import decode_heartbeat
+from pye2.domain.messages import (
+    KIND_HEARTBEAT,
+    KIND_NOTIFICATION,
+    KIND_PAYLOAD,
+    Event,
+    Rejected,
+    heartbeat_event,
+    notification_event,
+    payload_event,
+)
+from pye2.domain.profiles import WireProfile
+from pye2.errors import ConfigError, CryptoError, DecodeError, Pye2Error, SignatureInvalid
+from pye2.ports.formatter import Formatter
+from pye2.ports.serializer import Serializer
+from pye2.ports.signer import Verifier
+
+__all__ = ["ProtocolEngine", "VERIFY_MODES", "DEFAULT_MAX_MESSAGE_BYTES"]
+
+log = logging.getLogger(__name__)
+
+VERIFY_MODES = ("strict", "warn", "off")
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_INFLATED = 64 * 1024 * 1024
+_BUILDERS = {KIND_HEARTBEAT: heartbeat_event, KIND_NOTIFICATION: notification_event, KIND_PAYLOAD: payload_event}
+
+
+class ProtocolEngine:
+    """The session's protocol logic (one per session).
+
+    Args:
+        profile: the wire profile.
+        identity: our signer (also the receiver key for encrypted messages).
+        serializer: wire serializer (JSON on the public network).
+        formatter_lookup: name -> Formatter, raising a pye2 error if unknown.
+        verify: ``"strict"`` (drop and count bad signatures), ``"warn"`` (log,
+            deliver) or ``"off"``.
+        verifier: signature backend (default: the ``cryptography`` one).
+        encrypt: encrypt command ``ACTION``/``PAYLOAD`` for the target node.
+    """
+
+    def __init__(
+        self,
+        *,
+        profile: WireProfile,
+        identity: Any,
+        serializer: Serializer,
+        formatter_lookup: Callable[[str], Formatter],
+        verify: str = "strict",
+        verifier: Verifier | None = None,
+        encrypt: bool = False,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_inflated: int = DEFAULT_MAX_INFLATED,
+        warn_interval: float = 60.0,
+    ) -> None:
+        if verify not in VERIFY_MODES:
+            raise ConfigError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
+        self.profile = profile
+        self.identity = identity
+        self.address: str = identity.address(profile)
+        self.serializer = serializer
+        self.verify = verify
+        self.verifier = verifier
+        self.encrypt = encrypt
+        self.max_message_bytes = max_message_bytes
+        self.max_inflated = max_inflated
+        self._formatter_lookup = formatter_lookup
+        self._formatters: dict[str, Formatter | None] = {}
+        self._warned: dict[tuple[str, str], float] = {}
+        self._warn_interval = warn_interval
+
+    # -- inbound --------------------------------------------------------------------
+    def receive(self, kind: str, body: bytes, now: float) -> Event | Rejected:
+        """Decode one delivery of ``kind`` (heartbeat / notification / payload)."""
+        if len(body) > self.max_message_bytes:
+            return Rejected("too_large", f"{len(body)} bytes > {self.max_message_bytes}", kind=kind)
+        try:
+            message = self.serializer.loads(body)
+        except DecodeError as exc:
+            return Rejected("malformed", str(exc), kind=kind)
+        sender = message.get("EE_SENDER") if isinstance(message.get("EE_SENDER"), str) else None
+        if self.verify != "off":
+            try:
+                wire.verify_message(message, profile=self.profile, verifier=self.verifier)
+            except SignatureInvalid as exc:
+                if self.verify == "strict":
+                    self._rate_limited_log(sender or "?", "signature", now, "rejected %s from %s: %s",
+                                           kind, sender, exc.reason)
+                    return Rejected("signature", exc.reason, sender=sender, kind=kind)
+                self._rate_limited_log(sender or "?", "signature", now,
+                                       "delivering %s from %s despite a bad signature: %s", kind, sender, exc.reason)
+        try:
+            if message.get("EE_IS_ENCRYPTED") is True:
+                decrypted = self._decrypt(message)
+                if decrypted is None:
+                    return Rejected("not_for_us", "encrypted for another receiver", sender=sender, kind=kind)
+                message = decrypted
+            message = self._format(message)
+            if kind == KIND_HEARTBEAT:
+                message = decode_heartbeat(message, max_inflated=self.max_inflated)
+            return _BUILDERS[kind](message)
+        except CryptoError as exc:
+            return Rejected("decrypt", str(exc), sender=sender, kind=kind)
+        except DecodeError as exc:
+            reason = "bomb" if type(exc).__name__ == "DecompressionBomb" else "malformed"
+            return Rejected(reason, str(exc), sender=sender, kind=kind)
+        except Pye2Error as exc:
+            return Rejected("unknown_formatter" if "formatter" in str(exc) else "invalid", str(exc),
+                            sender=sender, kind=kind)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # defensive: never crash the session
+            log.debug("unexpected decode failure", exc_info=True)
+            return Rejected("malformed", f"{type(exc).__name__}: {exc}", sender=sender, kind=kind)
+
+    def _rate_limited_log(self, sender: str, what: str, now: float, msg: str, *args: Any) -> None:
+        key = (sender, what)
+        last = self._warned.get(key)
+        if last is None or now - last >= self._warn_interval:
+            self._warned[key] = now
+            if len(self._warned) > 10_000:  # bounded: forget the oldest half
+                for k in sorted(self._warned, key=self._warned.__getitem__)[:5_000]:
+                    del self._warned[k]
+            log.warning(msg, *args)
+
+    def _decrypt(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        dest = message.get("EE_DEST")
+        targets = dest if isinstance(dest, list) else [dest]
+        mine = {self.address, self.identity.address(self.profile)}
+        if not any(isinstance(t, str) and (t in mine or _same_key(t, self.address)) for t in targets):
+            return None
+        data = message.get("EE_ENCRYPTED_DATA")
+        sender = message.get("EE_SENDER")
+        if not isinstance(data, str) or not isinstance(sender, str):
+            raise DecodeError("encrypted message without EE_ENCRYPTED_DATA or EE_SENDER")
+        text = wire.decrypt(data, receiver=self.identity, sender_address=sender)
+        try:
+            inner = json.loads(text)
+        except ValueError as exc:
+            raise DecodeError(f"decrypted data is not JSON: {exc}") from exc
+        if not isinstance(inner, dict):
+            raise DecodeError("decrypted data is not a JSON object")
+        out = {k: v for k, v in message.items() if k != "EE_ENCRYPTED_DATA"}
+        out.update(inner)
+        return out
+
+    def _format(self, message: dict[str, Any]) -> dict[str, Any]:
+        name = message.get("EE_FORMATTER") or message.get("SB_IMPLEMENTATION") or ""
+        if not isinstance(name, str):
+            raise DecodeError("EE_FORMATTER is not a string")
+        name = name.lower()
+        if name in ("", "default"):
+            return message
+        if name not in self._formatters:
+            try:
+                self._formatters[name] = self._formatter_lookup(name)
+            except Pye2Error:
+                self._formatters[name] = None
+        formatter = self._formatters[name]
+        if formatter is None:
+            raise ConfigError(f"unknown formatter {name!r}")
+        return formatter.decode(message)
+
+    # -- outbound -------------------------------------------------------------------
+    def prepare(
+        self,
+        action: str,
+        payload: Any,
+        *,
+        node_alias: str,
+        node_address: str | None,
+        initiator_id: str,
+        session_id: str | None,
+        now: float,
+    ) -> tuple[str, bytes]:
+        """The topic and bytes of a signed command for one node."""
+        command = cmd.build_envelope(
+            action,
+            payload,
+            profile=self.profile,
+            target_id=node_alias,
+            target_address=node_address,
+            initiator_id=initiator_id,
+            session_id=session_id,
+            now=now,
+        )
+        if self.encrypt and node_address:
+            command = wire.encrypt_command(command, sender=self.identity, receivers=[node_address])
+        signed = wire.sign_message(command, self.identity, profile=self.profile)
+        target = node_address if (self.profile.commands_by_address and node_address) else node_alias
+        return self.profile.config(target), self.serializer.dumps(signed)
+
+
+def _same_key(a: str, b: str) -> bool:
+    """Addresses equal up to their prefix (``aixp_`` vs ``0xai_``)."""
+    return a[-44:] == b[-44:] and len(a) > 44 and len(b) > 44
+
+
+def summary_of(message: Mapping[str, Any]) -> str:
+    """Short description for logs."""
+    return f"{message.get('EE_EVENT_TYPE')} from {message.get('EE_ID')}"

@@ -1,0 +1,393 @@
+"""Pipeline and Instance: the user's handles on what runs on a node.
+
+A :class:`Pipeline` keeps the pipeline's config as a
+:class:`~pye2.domain.pipeline.PipelineConfig` value; each edit builds a new
+value and sends it (the original SDK resent the whole config with
+``UPDATE_CONFIG``; instance config updates use ``UPDATE_PIPELINE_INSTANCE``).
+Every method that sends a command leaves a
+:class:`~pye2.service.confirmations.Confirmation` (returned, or on the
+handle's ``.confirmation``) that resolves from the node's notifications.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pye2.domain.codecs.code import code_to_base64
+from pye2.domain.pipeline import InstanceConfig, PipelineConfig, parse_instance_handle, upper_keys
+from pye2.errors import CommandTimeout, ConfigError
+from pye2.service.confirmations import Confirmation, Expectation
+from pye2.service.payload import Payload
+
+if TYPE_CHECKING:
+    from pye2.service.session import Session
+
+__all__ = ["Pipeline", "Instance"]
+
+log = logging.getLogger("pye2.pipeline")
+
+PIPELINE_OK = (frozenset({1}), frozenset({-1}))
+ARCHIVE_OK = (frozenset({4}), frozenset({-4}))
+INSTANCE_CONFIG_OK = (frozenset({100, 120}), frozenset({-100, -120}))
+INSTANCE_COMMAND_OK = (frozenset({101}), frozenset({-101}))
+CUSTOM_SIGNATURE = "CUSTOM_EXEC_01"
+REST_SIGNATURE = "REST_CUSTOM_EXEC_01"
+
+
+def _expect(node: str, pipeline: str, codes: tuple[frozenset[int], frozenset[int]],
+            signature: str | None = None, instance_id: str | None = None) -> Expectation:
+    return Expectation(node, pipeline, codes[0], codes[1], signature, instance_id)
+
+
+def _read_code(plain_code: str | None, plain_code_path: str | Path | None) -> str:
+    if (plain_code is None) == (plain_code_path is None):
+        raise ConfigError("give exactly one of plain_code= or plain_code_path=")
+    if plain_code_path is not None:
+        return Path(plain_code_path).read_text("utf-8")
+    assert plain_code is not None
+    return plain_code
+
+
+def _custom_adapter(on_data: Callable[..., Any]) -> Callable[[Any, Payload], None]:
+    """Custom-code callbacks get ``(pipeline, result)`` or, with 3 parameters, ``(pipeline, result, payload)``.
+
+    Only payloads produced by the code (``EXEC_RESULT``/``EXEC_ERRORS``) reach them;
+    the node's status payloads do not.
+    """
+    try:
+        params = [p for p in inspect.signature(on_data).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        wants_payload = len(params) >= 3 or any(
+            p.kind == p.VAR_POSITIONAL for p in inspect.signature(on_data).parameters.values())
+    except (TypeError, ValueError):
+        wants_payload = False
+
+    def adapter(pipeline: Any, payload: Payload) -> None:
+        if "specificValue" in payload:  # legacy cavi2 shape
+            values = payload.get("specificValue") or {}
+            if "exec_result" not in values and "exec_errors" not in values:
+                return
+            result = values.get("exec_result")
+        elif not any(k in payload for k in ("EXEC_RESULT", "EXEC_INFO", "EXEC_ERRORS")):
+            return  # status payloads (working-hours start, idle...) carry no result
+        else:
+            result = payload.get("EXEC_RESULT", payload.get("EXEC_INFO"))
+        if wants_payload:
+            on_data(pipeline, result, payload)
+        else:
+            on_data(pipeline, result)
+
+    adapter.__qualname__ = getattr(on_data, "__qualname__", "custom_on_data")
+    return adapter
+
+
+class Instance(str):
+    """A started plugin instance; also its handle string ``"node##pipeline##SIGNATURE##instance"``."""
+
+    pipeline: Pipeline
+    signature: str
+    instance_id: str
+    confirmation: Confirmation
+
+    def __new__(cls, pipeline: Pipeline, signature: str, instance_id: str,
+                confirmation: Confirmation) -> Instance:
+        obj = super().__new__(cls, f"{pipeline.e2id}##{pipeline.name}##{signature}##{instance_id}")
+        obj.pipeline = pipeline
+        obj.signature = signature
+        obj.instance_id = instance_id
+        obj.confirmation = confirmation
+        return obj
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The instance parameters as last sent."""
+        inst = self.pipeline.config.get_instance(self.signature, self.instance_id)
+        return dict(inst.params) if inst else {}
+
+    def update_instance_config(self, config: dict[str, Any] | None = None, **kwargs: Any) -> Confirmation:
+        """Change parameters in place on the node (caches survive)."""
+        return self.pipeline.update_instance_config(self.signature, self.instance_id, config, **kwargs)
+
+    def send_instance_command(self, command: Any, **params: Any) -> Confirmation:
+        """A one-shot ``INSTANCE_COMMAND`` (confirmed by 101/-101)."""
+        return self.pipeline.send_instance_command(self.signature, self.instance_id, command, **params)
+
+    def stop(self) -> Confirmation:
+        """Remove the instance from its pipeline."""
+        return self.pipeline.stop_plugin_instance(self.signature, self.instance_id)
+
+    close = stop
+
+
+class Pipeline:
+    """A pipeline on one node. Made by ``Session.create_pipeline`` / ``attach_to_pipeline``."""
+
+    def __init__(self, session: Session, e2id: str, config: PipelineConfig, *, owned: bool) -> None:
+        self.session = session
+        self.e2id = e2id
+        self.config = config
+        self.owned = owned
+        self.closed = False
+        assert session.confirmations is not None, "pipelines are made by a connected session"
+        self.confirmation: Confirmation = session.confirmations.register(f"pipeline {config.name}", [], None)
+        self.instances: dict[tuple[str, str], Instance] = {}
+        self._removers: list[Callable[[], None]] = []
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def _create(cls, session: Session, e2id: str, name: str, data_source: str, config: dict[str, Any],
+                plugins: list[dict[str, Any]], on_data: Callable[..., Any] | None,
+                on_notification: Callable[..., Any] | None, kwargs: dict[str, Any]) -> Pipeline:
+        pcfg = PipelineConfig.create(name, data_source, config=config, **kwargs)
+        if plugins:
+            pcfg = PipelineConfig.from_dict({**pcfg.to_dict(), "PLUGINS": plugins})
+        pipe = cls(session, e2id, pcfg, owned=True)
+        pipe._listen(on_data, on_notification)
+        session._register_pipeline(pipe)
+        pipe.confirmation = pipe._deploy(f"create pipeline {name!r} on {e2id}")
+        return pipe
+
+    @classmethod
+    def _attach(cls, session: Session, e2id: str, stored: dict[str, Any], on_data: Callable[..., Any] | None,
+                on_notification: Callable[..., Any] | None) -> Pipeline:
+        pipe = cls(session, e2id, PipelineConfig.from_dict(stored), owned=False)
+        pipe.confirmation = session.confirmations.register("attach", [], None)  # type: ignore[union-attr]
+        pipe._listen(on_data, on_notification)
+        session._register_pipeline(pipe)
+        return pipe
+
+    def _listen(self, on_data: Callable[..., Any] | None, on_notification: Callable[..., Any] | None) -> None:
+        d = self.session.dispatcher
+        if on_data is not None:
+            self._removers.append(d.add("pipeline_data", (self.e2id, self.name), on_data))
+        if on_notification is not None:
+            self._removers.append(d.add("pipeline_notification", (self.e2id, self.name), on_notification))
+
+    def _instance_keys(self, signature: str, instance_id: str) -> list[tuple[str, ...]]:
+        keys: list[tuple[str, ...]] = [(self.e2id, self.name, signature.upper(), instance_id)]
+        other = self.session.get_node_alias(self.e2id) if self.session.profile.commands_by_address else \
+            self.session.get_node_address(self.e2id)
+        if other and other != self.e2id:
+            keys.append((other, self.name, signature.upper(), instance_id))
+        return keys
+
+    def _listen_instance(self, signature: str, instance_id: str, on_data: Callable[..., Any] | None,
+                         on_notification: Callable[..., Any] | None) -> None:
+        d = self.session.dispatcher
+        for key in self._instance_keys(signature, instance_id)[:1]:
+            if on_data is not None:
+                self._removers.append(d.add("instance_data", key, on_data))
+            if on_notification is not None:
+                self._removers.append(d.add("instance_notification", key, on_notification))
+
+    def _deploy(self, description: str, extra: list[Expectation] | None = None) -> Confirmation:
+        expect = [_expect(self.e2id, self.name, PIPELINE_OK), *(extra or [])]
+        return self.session.send_command(self.e2id, "UPDATE_CONFIG", self.config.to_dict(),
+                                         expect=expect, description=description)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ConfigError(f"pipeline {self.name!r} on {self.e2id} is closed")
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def data_source(self) -> str:
+        return self.config.type
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name!r} on {self.e2id} ({len(self.config.instances)} instance(s))>"
+
+    def P(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
+        """Log a line (the original SDK printed it)."""
+        log.info("[%s] %s", self.name, " ".join(str(a) for a in args))
+
+    # ---------------------------------------------------------------- instances
+    def start_plugin_instance(
+        self,
+        *,
+        signature: str,
+        instance_id: str,
+        params: dict[str, Any] | None = None,
+        on_data: Callable[..., Any] | None = None,
+        on_notification: Callable[..., Any] | None = None,
+        **kwargs: Any,
+    ) -> Instance:
+        """Add a plugin instance and send the updated pipeline.
+
+        ``on_data(pipeline, payload)`` gets this instance's payloads. Returns the
+        :class:`Instance` (a ``str`` handle, as in the original SDK).
+        """
+        self._check_open()
+        inst_cfg = InstanceConfig.create(signature, instance_id, params or {}, **kwargs)
+        self.config = self.config.with_instance(inst_cfg)
+        self._listen_instance(signature, instance_id, on_data, on_notification)
+        conf = self._deploy(f"start {signature}/{instance_id} in {self.name!r} on {self.e2id}",
+                            [_expect(self.e2id, self.name, INSTANCE_CONFIG_OK, signature, instance_id)])
+        inst = Instance(self, signature, instance_id, conf)
+        self.instances[(signature.upper(), instance_id)] = inst
+        return inst
+
+    create_plugin_instance = start_plugin_instance
+
+    def stop_plugin_instance(self, signature: str, instance_id: str | None = None, /) -> Confirmation:
+        """Remove an instance (also accepts the handle string) and send the updated pipeline."""
+        self._check_open()
+        if instance_id is None:
+            handle = parse_instance_handle(str(signature))
+            signature, instance_id = handle.signature, handle.instance_id
+        real_sig = next((i.signature for i in self.config.instances
+                         if i.signature.upper() == signature.upper() and i.instance_id == instance_id), signature)
+        self.config = self.config.without_instance(real_sig, instance_id)
+        for key in self._instance_keys(real_sig, instance_id):
+            self.session.dispatcher.remove_key("instance_data", key)
+            self.session.dispatcher.remove_key("instance_notification", key)
+        self.instances.pop((real_sig.upper(), instance_id), None)
+        return self._deploy(f"stop {real_sig}/{instance_id} in {self.name!r} on {self.e2id}")
+
+    def start_custom_plugin(
+        self,
+        *,
+        instance_id: str,
+        plain_code: str | None = None,
+        plain_code_path: str | Path | None = None,
+        params: dict[str, Any] | None = None,
+        on_data: Callable[..., Any] | None = None,
+        on_notification: Callable[..., Any] | None = None,
+        check: bool = True,
+        **kwargs: Any,
+    ) -> Instance:
+        """Run custom Python code on the node (``CUSTOM_EXEC_01``).
+
+        ``on_data(pipeline, result)`` or ``on_data(pipeline, result, payload)``
+        gets each result. The code is checked locally first (``check=True``):
+        code the node would refuse raises :class:`~pye2.errors.CodeCheckError`.
+        """
+        code = _read_code(plain_code, plain_code_path)
+        b64 = code_to_base64(code, check=check)
+        return self.start_plugin_instance(
+            signature=CUSTOM_SIGNATURE, instance_id=instance_id, params={**(params or {}), "CODE": b64},
+            on_data=_custom_adapter(on_data) if on_data is not None else None,
+            on_notification=on_notification, **kwargs,
+        )
+
+    def stop_custom_instance(self, instance_id: str) -> Confirmation:
+        return self.stop_plugin_instance(CUSTOM_SIGNATURE, instance_id)
+
+    def attach_to_instance(self, signature: str, instance_id: str, on_data: Callable[..., Any],
+                           on_notification: Callable[..., Any] | None = None) -> Instance:
+        """Receive an existing instance's payloads with ``on_data(pipeline, payload)``."""
+        self._listen_instance(signature, instance_id, on_data, on_notification)
+        conf = self.session.confirmations.register("attach", [], None)  # type: ignore[union-attr]
+        inst = Instance(self, signature, instance_id, conf)
+        self.instances[(signature.upper(), instance_id)] = inst
+        return inst
+
+    attach_to_plugin_instance = attach_to_instance
+
+    def attach_to_custom_instance(self, instance_id: str, on_data: Callable[..., Any],
+                                  on_notification: Callable[..., Any] | None = None) -> Instance:
+        return self.attach_to_instance(CUSTOM_SIGNATURE, instance_id, _custom_adapter(on_data), on_notification)
+
+    def update_instance_config(self, signature: str, instance_id: str, config: dict[str, Any] | None = None,
+                               **kwargs: Any) -> Confirmation:
+        """``UPDATE_PIPELINE_INSTANCE``: merge parameters into a running instance."""
+        self._check_open()
+        delta = upper_keys({**(config or {}), **kwargs})
+        self.config = self.config.with_instance_config(signature, instance_id, delta)
+        payload = {"NAME": self.name, "SIGNATURE": signature, "INSTANCE_ID": instance_id, "INSTANCE_CONFIG": delta}
+        return self.session.send_command(
+            self.e2id, "UPDATE_PIPELINE_INSTANCE", payload,
+            expect=[_expect(self.e2id, self.name, PIPELINE_OK),
+                    _expect(self.e2id, self.name, INSTANCE_CONFIG_OK, signature, instance_id)],
+            description=f"update {signature}/{instance_id} in {self.name!r} on {self.e2id}")
+
+    def send_instance_command(self, signature: str, instance_id: str, command: Any, **params: Any) -> Confirmation:
+        """A one-shot command to an instance (``INSTANCE_COMMAND``; confirmed by 101)."""
+        self._check_open()
+        body: Any = command
+        if params:
+            body = {**(command if isinstance(command, dict) else {"COMMAND": command}),
+                    "COMMAND_PARAMS": upper_keys(params)}
+        payload = {"NAME": self.name, "SIGNATURE": signature, "INSTANCE_ID": instance_id,
+                   "INSTANCE_CONFIG": {"INSTANCE_COMMAND": body}}
+        return self.session.send_command(
+            self.e2id, "UPDATE_PIPELINE_INSTANCE", payload,
+            expect=[_expect(self.e2id, self.name, INSTANCE_COMMAND_OK, signature, instance_id)],
+            description=f"command to {signature}/{instance_id} in {self.name!r} on {self.e2id}")
+
+    def send_pipeline_command(self, command: Any, **params: Any) -> Confirmation:
+        """``PIPELINE_COMMAND`` for the pipeline's data source (no confirmation code exists; resolves at once)."""
+        self._check_open()
+        body = command if isinstance(command, dict) else {str(command): True}
+        if params:
+            body = {**body, "COMMAND_PARAMS": upper_keys(params)}
+        return self.session.send_command(self.e2id, "PIPELINE_COMMAND",
+                                         {"NAME": self.name, "PIPELINE_COMMAND": body},
+                                         description=f"pipeline command to {self.name!r} on {self.e2id}")
+
+    def update_acquisition_parameters(self, config: dict[str, Any] | None = None, **kwargs: Any) -> Confirmation:
+        """Change top-level pipeline settings (``URL``, ``CAP_RESOLUTION``...) and resend."""
+        self._check_open()
+        self.config = self.config.with_config(config, **kwargs)
+        return self._deploy(f"update pipeline {self.name!r} on {self.e2id}")
+
+    # ---------------------------------------------------------------- one-shot code
+    def wait_exec(self, *, plain_code: str | None = None, plain_code_path: str | Path | None = None,
+                  params: dict[str, Any] | None = None, timeout: float | None = None) -> tuple[Any, Any]:
+        """Run code once on the node (``REST_CUSTOM_EXEC_01``) and return ``(result, error)``.
+
+        Raises :class:`~pye2.errors.CommandTimeout` if no answer arrives in time.
+        """
+        code = _read_code(plain_code, plain_code_path)
+        b64 = code_to_base64(code, check=True)
+        instance_id = f"{self.name}_rest_custom_exec_synchronous_0"
+        box: dict[str, Any] = {}
+
+        def on_data(_pipe: Pipeline, payload: Payload) -> None:
+            if "REST_EXECUTION_RESULT" in payload or "REST_EXECUTION_ERROR" in payload:
+                box["result"] = (payload.get("REST_EXECUTION_RESULT"), payload.get("REST_EXECUTION_ERROR"))
+            elif "specificValue" in payload:  # legacy cavi2 shape
+                sv = payload.get("specificValue") or {}
+                if "rest_execution_result" in sv:
+                    box["result"] = (sv.get("rest_execution_result"), sv.get("rest_execution_error"))
+
+        now = self.session.clock.time() if self.session.clock else 0.0
+        self.start_plugin_instance(
+            signature=REST_SIGNATURE, instance_id=instance_id, on_data=on_data,
+            params={**(params or {}), "REQUEST": {"DATA": {"CODE": b64}, "TIMESTAMP": now},
+                    "RESULT_KEY": "REST_EXECUTION_RESULT", "ERROR_KEY": "REST_EXECUTION_ERROR"},
+        )
+        limit = self.session.command_timeout if timeout is None else timeout
+        try:
+            if not self.session.wait(lambda: "result" in box or self.closed, limit):
+                raise CommandTimeout(f"wait_exec on {self.name!r}: no result within {limit} s")
+        finally:
+            if not self.closed:
+                self.stop_plugin_instance(REST_SIGNATURE, instance_id)
+        result: tuple[Any, Any] = box.get("result", (None, "pipeline closed"))
+        return result
+
+    # ---------------------------------------------------------------- closing
+    def close(self) -> Confirmation:
+        """Archive the pipeline on the node (``ARCHIVE_CONFIG``; confirmed by code 4)."""
+        if self.closed:
+            return self.session.confirmations.register("close (already closed)", [], None)  # type: ignore[union-attr]
+        conf = self.session.send_command(self.e2id, "ARCHIVE_CONFIG", self.name,
+                                         expect=[_expect(self.e2id, self.name, ARCHIVE_OK)],
+                                         description=f"archive pipeline {self.name!r} on {self.e2id}")
+        return conf
+
+    def _on_archived(self) -> None:
+        """The node reported the pipeline archived (by us or anyone)."""
+        self.closed = True
+        for remove in self._removers:
+            remove()
+        self._removers.clear()

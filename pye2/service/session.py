@@ -1,0 +1,695 @@
+"""Session: the client's connection to the network.
+
+A thin shell over the parts that do the work: the transport (a port), the
+:class:`~pye2.service.engine.ProtocolEngine` (bytes <-> events), the
+:class:`~pye2.domain.network.NetworkView` (who is online), the
+:class:`~pye2.service.dispatch.Dispatcher` (user callbacks) and the
+:class:`~pye2.service.confirmations.ConfirmationTracker` (command outcomes).
+
+Threads: transport threads only put ``(kind, bytes)`` into a bounded inbox;
+one dispatcher thread decodes, verifies and runs user callbacks, so user code
+never runs on a network thread. On a virtual clock (the simulated network)
+there are no threads at all: messages are processed as the clock advances,
+deterministically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from pye2.domain.messages import (
+    KIND_HEARTBEAT,
+    KIND_NOTIFICATION,
+    KIND_PAYLOAD,
+    HeartbeatEvent,
+    NotificationEvent,
+    PayloadEvent,
+    Rejected,
+)
+from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView
+from pye2.domain.profiles import AIXP, WireProfile, get_profile
+from pye2.errors import ConfigError, NodeOffline, PipelineNotFound, Pye2Error, TransportError
+from pye2.ports.clock import Clock
+from pye2.ports.transport import Delivery, Subscription, Transport
+from pye2.service.confirmations import Confirmation, ConfirmationTracker, Expectation
+from pye2.service.dispatch import Dispatcher
+from pye2.service.engine import ProtocolEngine
+from pye2.service.inbox import Inbox
+from pye2.service.payload import Payload
+from pye2.service.settings import resolve_settings
+from pye2.service.stats import SessionStats
+
+if TYPE_CHECKING:
+    from pye2.plugins.host import PluginHost
+    from pye2.service.handles import Pipeline
+
+__all__ = ["Session"]
+
+log = logging.getLogger("pye2.session")
+
+#: default key file, as the original SDK's ``_pk_sdk.pem`` (inside PYE2_HOME, default ~/.pye2)
+DEFAULT_KEY_FILE = "_pk_sdk.pem"
+#: virtual seconds ``run(wait=True)`` may cover on a simulated network before giving up
+VIRTUAL_RUN_LIMIT = 24 * 3600.0
+
+
+class Session:
+    """A connection to the network: watch nodes, deploy pipelines, receive results.
+
+    Args:
+        host, port, user, pwd: broker settings (``host`` alone means MQTT, as in
+            the original SDK); each falls back to ``PYE2_HOST`` ... then ``.env``.
+        name: this client's id on the network (``INITIATOR_ID`` of its commands).
+        transport: a registered name (``"mqtt"``, ``"amqp"``, ``"memory"``, ``"sim"``),
+            a URL (``"mqtt://user:pwd@host:1883"``) or a Transport object.
+        profile: wire profile (``AIXP`` default, ``RATIO1``), or its name.
+        config: original-SDK channel overrides, e.g. ``{"CTRL_CHANNEL": {"TOPIC": "x/ctrl"}}``.
+        filter_workers: only call back for these nodes (ids or addresses).
+        on_heartbeat: ``f(session, e2id, data: dict)``.
+        on_notification: ``f(session, e2id, data: Payload)``.
+        on_payload: ``f(session, e2id, pipeline, signature, instance, data: Payload)``.
+        silent: quieter logging (the ``pye2`` logger at WARNING instead of INFO).
+        identity: our key (``pye2.wire.Identity``); default: the key file in
+            ``PYE2_HOME`` (``~/.pye2``), created on first connect.
+        verify: ``"strict"`` (drop and count messages whose signature fails),
+            ``"warn"`` (log and deliver) or ``"off"``.
+        clock: time source; default the transport's (simulated network) or the system clock.
+
+    Keyword options: ``online_timeout`` (60 s), ``command_timeout`` (30 s),
+    ``inbox_size`` (100000), ``inbox_policy`` (``"drop_oldest"``),
+    ``slow_callback_threshold`` (1 s), ``blocked_callback_timeout`` (10 s),
+    ``encrypt_comms`` (RATIO1 only), ``root_topic``, ``serializer`` (``"json"``),
+    ``plugin_host``, ``env_file`` (``".env"``), ``key_path``,
+    ``on_connection`` (``f(session, event)``), ``connect_timeout``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        user: str | None = None,
+        pwd: str | None = None,
+        name: str = "pySDK",
+        transport: str | Transport | None = None,
+        profile: str | WireProfile | None = None,
+        config: dict[str, Any] | None = None,
+        filter_workers: Iterable[str] | None = None,
+        on_heartbeat: Callable[..., Any] | None = None,
+        on_notification: Callable[..., Any] | None = None,
+        on_payload: Callable[..., Any] | None = None,
+        silent: bool = True,
+        identity: Any = None,
+        verify: str = "strict",
+        clock: Clock | None = None,
+        **kwargs: Any,
+    ) -> None:
+        known = {
+            "online_timeout", "command_timeout", "inbox_size", "inbox_policy", "slow_callback_threshold",
+            "blocked_callback_timeout", "encrypt_comms", "root_topic", "serializer", "plugin_host", "env_file",
+            "key_path", "on_connection", "connect_timeout", "log", "blockchain_config", "secured",
+        }
+        unknown = set(kwargs) - known
+        if unknown:
+            raise ConfigError(f"unknown Session option(s): {', '.join(sorted(unknown))}")
+        self.name = name
+        self._transport_arg = transport if not isinstance(transport, str) else None
+        self._settings = resolve_settings(
+            host=host, port=port, user=user, pwd=pwd,
+            transport=transport if isinstance(transport, str) else None,
+            profile=profile.name if isinstance(profile, WireProfile) else profile,
+            env_file=kwargs.get("env_file", ".env"),
+        )
+        base = profile if isinstance(profile, WireProfile) else get_profile(self._settings.profile or AIXP)
+        root = kwargs.get("root_topic")
+        self.profile: WireProfile = base.with_root(root) if root else base
+        self._channel_config = dict(config or {})
+        self.filter_workers = set(filter_workers) if filter_workers else None
+        self.silent = silent
+        logging.getLogger("pye2").setLevel(logging.WARNING if silent else logging.INFO)
+        self.identity = identity
+        self.verify = verify
+        self.clock: Clock | None = clock
+        self._options = kwargs
+        self.online_timeout = float(kwargs.get("online_timeout", DEFAULT_ONLINE_TIMEOUT))
+        self.command_timeout = float(kwargs.get("command_timeout", 30.0))
+        self.stats = SessionStats()
+        self.network = NetworkView(self.online_timeout)
+        self.dispatcher = Dispatcher(self.stats, float(kwargs.get("slow_callback_threshold", 1.0)))
+        self.inbox: Inbox[tuple[str, bytes]] = Inbox(
+            int(kwargs.get("inbox_size", 100_000)), kwargs.get("inbox_policy", "drop_oldest"),
+            on_overflow=lambda _item: self.stats.bump("dropped"),
+        )
+        self._cond = threading.Condition()
+        self.transport: Transport | None = None
+        self.engine: ProtocolEngine | None = None
+        self.confirmations: ConfirmationTracker | None = None
+        self._subscriptions: list[Subscription] = []
+        self._pipelines: dict[tuple[str, str], Pipeline] = {}
+        self._threaded = False
+        self._dispatch_generation = 0
+        self._threads: list[threading.Thread] = []
+        self._connected = False
+        self._closed = False
+        self._close_requested = False
+        self._lock = threading.RLock()
+        for cb, table in ((on_heartbeat, "heartbeat"), (on_notification, "notification"), (on_payload, "payload")):
+            if cb is not None:
+                self.dispatcher.add(table, ("*",), cb)
+
+    # ------------------------------------------------------------------ lifecycle
+    def connect(self) -> Session:
+        """Build the transport, load the key, subscribe, connect. Idempotent."""
+        with self._lock:
+            if self._connected:
+                return self
+            if self._closed:
+                raise TransportError("session is closed")
+            host = self._plugin_host()
+            transport = self._transport_arg or self._make_transport(host)
+            self.transport = transport
+            if self.clock is None:
+                self.clock = getattr(transport, "clock", None) or self._system_clock()
+            from pye2.adapters.system_clock import SystemClock
+
+            self._threaded = isinstance(self.clock, SystemClock)
+            if self.identity is None:
+                self.identity = self._load_identity()
+            encrypt = self._options.get("encrypt_comms")
+            self.engine = ProtocolEngine(
+                profile=self.profile,
+                identity=self.identity,
+                serializer=host.serializer(self._options.get("serializer", "json")),
+                formatter_lookup=host.formatter,
+                verify=self.verify,
+                encrypt=bool(self.profile.encrypt_commands if encrypt is None else encrypt)
+                and self.profile.commands_by_address,
+            )
+            self.confirmations = ConfirmationTracker(self.clock, self._cond)
+            listener = self._options.get("on_connection")
+            if listener is not None and hasattr(transport, "add_connection_listener"):
+                transport.add_connection_listener(lambda ev: self._deliver_connection_event(listener, ev))
+            if self._threaded:
+                self._start_dispatcher()
+            try:
+                transport.connect()
+                for kind, address in self._channels():
+                    self._subscriptions.append(transport.subscribe(address, self._handler(kind)))
+            except Pye2Error:
+                self._stop_threads()
+                raise
+            self._connected = True
+            log.info("session %r connected as %s (%s profile, verify=%s)", self.name,
+                     self.engine.address, self.profile.name, self.verify)
+            return self
+
+    def _plugin_host(self) -> PluginHost:
+        host = self._options.get("plugin_host")
+        if host is None:
+            from pye2.plugins.host import default_host
+
+            host = default_host()
+        return host.load()
+
+    def _make_transport(self, host: PluginHost) -> Transport:
+        url = self._settings.transport_url()
+        if url is None:
+            raise ConfigError(
+                "no broker configured: pass host=... (MQTT) or transport='mqtt://host:1883', "
+                "set PYE2_HOST / PYE2_TRANSPORT, or use transport='sim://' for a simulated network"
+            )
+        options = {k: self._options[k] for k in ("connect_timeout",) if k in self._options}
+        return host.make_transport(url, **options)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _system_clock() -> Clock:
+        from pye2.adapters.system_clock import SystemClock
+
+        return SystemClock()
+
+    def _load_identity(self) -> Any:
+        from pye2.wire import Identity
+
+        path = self._options.get("key_path")
+        if path is None:
+            home = Path(os.environ.get("PYE2_HOME", Path.home() / ".pye2"))
+            path = home / DEFAULT_KEY_FILE
+        path = Path(path)
+        if path.exists():
+            return Identity.load(path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        identity = Identity.generate()
+        identity.save(path)
+        log.info("created a new key at %s (address %s)", path, identity.address(self.profile))
+        return identity
+
+    def _channels(self) -> list[tuple[str, str]]:
+        def topic(channel: str, default: str) -> str:
+            value = self._channel_config.get(channel)
+            if isinstance(value, dict) and isinstance(value.get("TOPIC"), str):
+                return str(value["TOPIC"]).replace("{}", self.name)
+            return default
+
+        assert self.engine is not None
+        return [
+            (KIND_HEARTBEAT, topic("CTRL_CHANNEL", self.profile.ctrl)),
+            (KIND_NOTIFICATION, topic("NOTIF_CHANNEL", self.profile.notif)),
+            (KIND_PAYLOAD, topic("PAYLOADS_CHANNEL", self.profile.payloads)),
+        ] + ([(KIND_PAYLOAD, self.profile.addressed_payloads(self.engine.address))]
+             if self.profile.commands_by_address else [])
+
+    def _handler(self, kind: str) -> Callable[[Delivery], None]:
+        if self._threaded:
+            put = self.inbox.put
+            count = self.stats.count_received
+
+            def enqueue(delivery: Delivery) -> None:
+                count()
+                put((kind, delivery.body))
+
+            return enqueue
+
+        def inline(delivery: Delivery) -> None:
+            self.stats.count_received()
+            self._process(kind, delivery.body)
+
+        return inline
+
+    def _deliver_connection_event(self, listener: Callable[..., Any], event: Any) -> None:
+        self.dispatcher.call(listener, self, event)
+
+    @property
+    def is_connected(self) -> bool:
+        """True while connected and the transport reports a live connection."""
+        return self._connected and self.transport is not None and self.transport.is_connected
+
+    def close(self, close_pipelines: bool = False, *, wait: bool | float = False) -> None:
+        """Close the session (and, if asked, archive the pipelines it created). Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            if close_pipelines and self._connected:
+                confs = self.close_own_pipelines()
+                if wait:
+                    timeout = self.command_timeout if wait is True else float(wait)
+                    for conf in confs:
+                        conf.wait(timeout)
+            self._closed = True
+            self._close_requested = True
+            for sub in self._subscriptions:
+                try:
+                    sub.cancel()
+                except Pye2Error:
+                    log.debug("cancel failed during close", exc_info=True)
+            self._subscriptions.clear()
+            if self.confirmations is not None:
+                self.confirmations.fail_all("session closed")
+            if self.transport is not None:
+                try:
+                    self.transport.close()
+                except Pye2Error:
+                    log.warning("transport close failed", exc_info=True)
+            self._stop_threads()
+            self._connected = False
+            with self._cond:
+                self._cond.notify_all()
+            log.info("session %r closed", self.name)
+
+    def __enter__(self) -> Session:
+        return self.connect()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("connected" if self._connected else "new")
+        return f"<Session {self.name!r} {self.profile.name} {state}>"
+
+    # ------------------------------------------------------------------ dispatcher thread
+    def _start_dispatcher(self) -> None:
+        self._dispatch_generation += 1
+        gen = self._dispatch_generation
+        t = threading.Thread(target=self._dispatch_loop, args=(gen,), name=f"pye2-dispatch-{self.name}-{gen}",
+                             daemon=True)
+        self._threads.append(t)
+        t.start()
+        if gen == 1:
+            w = threading.Thread(target=self._watchdog, name=f"pye2-watchdog-{self.name}", daemon=True)
+            self._threads.append(w)
+            w.start()
+
+    def _dispatch_loop(self, generation: int) -> None:
+        while not self.inbox.closed and generation == self._dispatch_generation:
+            for kind, body in self.inbox.get_batch(256, timeout=0.5):
+                self._process(kind, body)
+                if generation != self._dispatch_generation:
+                    break
+        if generation != self._dispatch_generation:
+            # this thread was replaced while stuck in a callback; that callback may run again
+            self.dispatcher.busy.clear()
+
+    def _watchdog(self) -> None:
+        limit = float(self._options.get("blocked_callback_timeout", 10.0))
+        stop = threading.Event()
+        self._watchdog_stop = stop
+        while not stop.wait(min(limit / 4, 1.0)):
+            current = self.dispatcher.current
+            if current is not None and time.monotonic() - current[1] > limit:
+                callback = current[0]
+                log.error("user callback %s has been blocked for more than %.1f s; it is skipped until it "
+                          "returns and delivery continues on a new dispatcher thread",
+                          getattr(callback, "__qualname__", callback), limit)
+                self.stats.bump("slow_callbacks")
+                self.dispatcher.busy.add(id(callback))
+                self.dispatcher.current = None
+                self._start_dispatcher()
+
+    def _stop_threads(self) -> None:
+        self.inbox.close()
+        stop = getattr(self, "_watchdog_stop", None)
+        if stop is not None:
+            stop.set()
+        me = threading.current_thread()
+        for t in self._threads:
+            if t is not me:
+                t.join(timeout=5)
+
+    # ------------------------------------------------------------------ inbound
+    def _process(self, kind: str, body: bytes) -> None:
+        assert self.engine is not None and self.clock is not None
+        now = self.clock.time()
+        event = self.engine.receive(kind, body, now)
+        if isinstance(event, Rejected):
+            self.stats.count_rejected(event.reason)
+            return
+        if isinstance(event, HeartbeatEvent):
+            self.network.heartbeat(event.alias, event.address, now, pipelines=event.pipelines,
+                                   whitelist=event.whitelist, secured=event.secured, status=event.status)
+        else:
+            self.network.seen(event.alias, event.address, now)
+        if isinstance(event, NotificationEvent):
+            assert self.confirmations is not None
+            self.confirmations.offer(event)
+            self._track_archive(event)
+        if self.filter_workers is not None and not (
+            event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)
+        ):
+            self.stats.bump("filtered")
+            return
+        if isinstance(event, HeartbeatEvent):
+            self._deliver_heartbeat(event)
+        elif isinstance(event, NotificationEvent):
+            self._deliver_notification(event)
+        else:
+            self._deliver_payload(event)
+        self.stats.count_delivered(kind)
+        with self._cond:
+            self._cond.notify_all()
+
+    def node_key(self, alias: str, address: str | None) -> str:
+        """What callbacks receive as ``e2id``: the alias (AIXP) or the address (RATIO1)."""
+        return address if (self.profile.commands_by_address and address) else alias
+
+    def _keys(self, alias: str, address: str | None, *rest: str | None) -> list[tuple[str, ...]]:
+        tail = tuple(r or "" for r in rest)
+        keys = [(alias, *tail)]
+        if address:
+            keys.append((address, *tail))
+        return keys
+
+    def _deliver_heartbeat(self, event: HeartbeatEvent) -> None:
+        e2id = self.node_key(event.alias, event.address)
+        for cb in self.dispatcher.lookup("heartbeat", [("*",)]):
+            self.dispatcher.call(cb, self, e2id, event.data)
+
+    def _deliver_notification(self, event: NotificationEvent) -> None:
+        e2id = self.node_key(event.alias, event.address)
+        payload = Payload(event.data)
+        if event.pipeline:
+            for key in self._keys(event.alias, event.address, event.pipeline):
+                pipe = self._pipelines.get(key)  # type: ignore[arg-type]
+                if pipe is None:
+                    continue
+                for cb in self.dispatcher.lookup("pipeline_notification", [key]):
+                    self.dispatcher.call(cb, pipe, payload)
+                if event.signature and event.instance_id:
+                    ikey = (*key, event.signature, event.instance_id)
+                    for cb in self.dispatcher.lookup("instance_notification", [ikey]):
+                        self.dispatcher.call(cb, pipe, payload)
+                break
+        for cb in self.dispatcher.lookup("notification", [("*",)]):
+            self.dispatcher.call(cb, self, e2id, payload)
+
+    def _deliver_payload(self, event: PayloadEvent) -> None:
+        e2id = self.node_key(event.alias, event.address)
+        payload = Payload(event.data)
+        if event.pipeline:
+            for key in self._keys(event.alias, event.address, event.pipeline):
+                pipe = self._pipelines.get(key)  # type: ignore[arg-type]
+                if pipe is None:
+                    continue
+                for cb in self.dispatcher.lookup("pipeline_data", [key]):
+                    self.dispatcher.call(cb, pipe, event.signature, event.instance_id, payload)
+                ikey = (*key, event.signature, event.instance_id or "")
+                for cb in self.dispatcher.lookup("instance_data", [ikey]):
+                    self.dispatcher.call(cb, pipe, payload)
+                break
+        for cb in self.dispatcher.lookup("payload", [("*",)]):
+            self.dispatcher.call(cb, self, e2id, event.pipeline, event.signature, event.instance_id, payload)
+
+    def _track_archive(self, event: NotificationEvent) -> None:
+        if event.code == 4 and event.pipeline:
+            for key in self._keys(event.alias, event.address, event.pipeline):
+                pipe = self._pipelines.get(key)  # type: ignore[arg-type]
+                if pipe is not None:
+                    self._unregister_pipeline(pipe)
+                    pipe._on_archived()
+                    break
+
+    # ------------------------------------------------------------------ queries
+    def _now(self) -> float:
+        if self.clock is None:
+            raise TransportError("session is not connected: call connect() first")
+        return self.clock.time()
+
+    def get_active_nodes(self) -> list[str]:
+        """Nodes that sent anything in the last ``online_timeout`` seconds (ids, or addresses under RATIO1)."""
+        now = self._now()
+        out = []
+        for alias in self.network.online(now):
+            rec = self.network.find(alias)
+            out.append(self.node_key(alias, rec.address if rec else None))
+        return out
+
+    def get_active_pipelines(self, e2id: str) -> dict[str, dict[str, Any]] | None:
+        """The node's pipelines from its last heartbeat; None if offline or unknown."""
+        return self.network.pipelines(e2id, self._now())
+
+    def get_node_address(self, e2id: str) -> str | None:
+        """The address of a node known by id (or address)."""
+        rec = self.network.find(e2id)
+        return rec.address if rec else None
+
+    def get_node_alias(self, node: str) -> str | None:
+        """The id (alias) of a node known by address (or id)."""
+        rec = self.network.find(node)
+        return rec.alias if rec else None
+
+    def check_node_online(self, e2id: str) -> bool:
+        return self.network.is_online(e2id, self._now())
+
+    def wait_for_node(self, e2id: str, timeout: float | None = 30.0) -> bool:
+        """Wait (on the session's clock) until the node is online; True if it is."""
+        self.connect()
+        return self.wait(lambda: self.network.is_online(e2id, self._now()), timeout)
+
+    def wait_for_any_node(self, timeout: float | None = 30.0) -> bool:
+        self.connect()
+        return self.wait(lambda: bool(self.network.online(self._now())), timeout)
+
+    def wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait on the session clock until ``predicate()`` or ``timeout``; no polling."""
+        assert self.clock is not None
+        return self.clock.wait_until(predicate, timeout, self._cond)
+
+    # ------------------------------------------------------------------ run
+    def run(self, wait: bool | float = True, close_session: bool = True, close_pipelines: bool = False) -> None:
+        """Process messages: ``wait=True`` until closed (Ctrl-C ends it), a number for that many seconds.
+
+        On a simulated network's virtual clock ``wait=True`` returns once every pipeline
+        this session created is gone (or after a simulated day), so scripts finish.
+        """
+        self.connect()
+        assert self.clock is not None
+        try:
+            if wait is True:
+                if self._threaded:
+                    self.wait(lambda: self._close_requested, None)
+                else:
+                    self.wait(lambda: self._close_requested or (self._ever_created and not self._pipelines),
+                              VIRTUAL_RUN_LIMIT)
+            elif wait is not False and wait is not None:
+                self.wait(lambda: self._close_requested, float(wait))
+        except KeyboardInterrupt:
+            log.info("interrupted")
+        finally:
+            if close_session:
+                self.close(close_pipelines=close_pipelines, wait=close_pipelines)
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the session clock while processing messages."""
+        self.run(wait=seconds, close_session=False)
+
+    # ------------------------------------------------------------------ commands
+    def send_command(
+        self,
+        node: str,
+        action: str,
+        payload: Any,
+        *,
+        expect: list[Expectation] | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+    ) -> Confirmation:
+        """Sign and send one command; the returned handle resolves from the node's notifications."""
+        self.connect()
+        assert self.engine is not None and self.transport is not None and self.confirmations is not None
+        rec = self.network.find(node)
+        alias = rec.alias if rec else node
+        address = rec.address if rec else (node if self.profile.strip_prefix(node) is not None else None)
+        if rec is None and self.profile.commands_by_address and address is None:
+            raise NodeOffline(f"node {node!r} is unknown: wait for its heartbeat (wait_for_node) first")
+        topic, body = self.engine.prepare(action, payload, node_alias=alias, node_address=address,
+                                          initiator_id=self.name, session_id=self.name, now=self._now())
+        expectations = []
+        for exp in expect or []:
+            exp.node = alias
+            expectations.append(exp)
+        conf = self.confirmations.register(description or f"{action} to {node}", expectations,
+                                           self.command_timeout if timeout is None else timeout)
+        try:
+            self.transport.publish(topic, body)
+        except Pye2Error as exc:
+            self.stats.bump("commands_failed")
+            with self._cond:
+                self.confirmations._finish(conf, False, exc) if not conf.done else None
+            raise
+        self.stats.bump("commands_sent")
+        return conf
+
+    def send_command_update_pipeline(self, worker: str, stream_config: dict[str, Any]) -> Confirmation:
+        """Send ``UPDATE_CONFIG`` with a whole pipeline config (original SDK name)."""
+        name = str(stream_config.get("NAME", ""))
+        return self.send_command(worker, "UPDATE_CONFIG", stream_config,
+                                 expect=[Expectation(worker, name, frozenset({1}), frozenset({-1}))],
+                                 description=f"update pipeline {name!r} on {worker}")
+
+    def send_command_delete_pipeline(self, worker: str, stream_name: str) -> Confirmation:
+        """Archive a pipeline (``ARCHIVE_CONFIG``, as the original SDK did)."""
+        return self.send_command(worker, "ARCHIVE_CONFIG", stream_name,
+                                 expect=[Expectation(worker, stream_name, frozenset({4}), frozenset({-4}))],
+                                 description=f"archive pipeline {stream_name!r} on {worker}")
+
+    # ------------------------------------------------------------------ pipelines
+    _ever_created = False
+
+    def create_pipeline(
+        self,
+        *,
+        e2id: str | None = None,
+        name: str,
+        data_source: str = "Void",
+        config: dict[str, Any] | None = None,
+        plugins: list[dict[str, Any]] | None = None,
+        on_data: Callable[..., Any] | None = None,
+        on_notification: Callable[..., Any] | None = None,
+        max_wait_time: float = 0,
+        wait: bool | float = False,
+        node: str | None = None,
+        **kwargs: Any,
+    ) -> Pipeline:
+        """Create (or replace) a pipeline on a node and return its handle.
+
+        ``wait=True`` (or seconds) blocks until the node confirms; a refusal raises
+        :class:`~pye2.errors.CommandFailed`, silence :class:`~pye2.errors.CommandTimeout`.
+        ``max_wait_time`` first waits that long for the node to come online.
+        """
+        from pye2.service.handles import Pipeline
+
+        target = e2id or node
+        if not target:
+            raise ConfigError("create_pipeline needs e2id= (the node)")
+        self.connect()
+        if max_wait_time and not self.wait_for_node(target, max_wait_time):
+            log.warning("node %s is not online after %.1f s; sending anyway", target, max_wait_time)
+        pipe = Pipeline._create(self, target, name, data_source, config or {}, plugins or [], on_data,
+                                on_notification, kwargs)
+        self._ever_created = True
+        if wait:
+            pipe.confirmation.result(self.command_timeout if wait is True else float(wait))
+        return pipe
+
+    def attach_to_pipeline(
+        self,
+        e2id: str,
+        pipeline_name: str,
+        on_data: Callable[..., Any] | None = None,
+        on_notification: Callable[..., Any] | None = None,
+        max_wait_time: float = 0,
+        **kwargs: Any,
+    ) -> Pipeline:
+        """Attach to a pipeline the node already runs (from its heartbeat's pipeline list)."""
+        from pye2.service.handles import Pipeline
+
+        self.connect()
+        if max_wait_time:
+            self.wait(lambda: self.get_active_pipelines(e2id) is not None
+                      and pipeline_name in (self.get_active_pipelines(e2id) or {}), max_wait_time)
+        pipelines = self.get_active_pipelines(e2id)
+        if pipelines is None:
+            raise NodeOffline(f"node {e2id!r} is not online")
+        if pipeline_name not in pipelines:
+            raise PipelineNotFound(f"node {e2id!r} has no pipeline {pipeline_name!r} "
+                                   f"(it has: {', '.join(sorted(pipelines)) or 'none'})")
+        return Pipeline._attach(self, e2id, pipelines[pipeline_name], on_data, on_notification)
+
+    def _register_pipeline(self, pipe: Pipeline) -> None:
+        self._pipelines[(pipe.e2id, pipe.name)] = pipe
+        alias = self.get_node_alias(pipe.e2id)
+        if alias and alias != pipe.e2id:
+            self._pipelines[(alias, pipe.name)] = pipe
+
+    def _unregister_pipeline(self, pipe: Pipeline) -> None:
+        for key in [k for k, v in self._pipelines.items() if v is pipe]:
+            del self._pipelines[key]
+
+    def get_pipeline(self, e2id: str, name: str) -> Pipeline | None:
+        """The handle of a pipeline this session created or attached to."""
+        return self._pipelines.get((e2id, name))
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        """Handles of the pipelines this session holds (each once)."""
+        seen: dict[int, Pipeline] = {}
+        for p in self._pipelines.values():
+            seen.setdefault(id(p), p)
+        return list(seen.values())
+
+    def close_own_pipelines(self) -> list[Confirmation]:
+        """Archive every pipeline this session created; returns the confirmations."""
+        return [p.close() for p in self.pipelines if p.owned]
+
+    # original SDK logging helpers
+    def P(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
+        log.info(" ".join(str(a) for a in args))
+
+    def D(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
+        log.debug(" ".join(str(a) for a in args))

@@ -1,0 +1,112 @@
+"""Connection settings: arguments, then environment, then a ``.env`` file.
+
+Keys: ``PYE2_HOST``, ``PYE2_PORT``, ``PYE2_USER``, ``PYE2_PASS``,
+``PYE2_TRANSPORT`` (a registered name or URL), ``PYE2_PROFILE``
+(``AIXP``/``RATIO1``). An explicit argument always wins; an environment
+variable beats the same key in ``.env``. The ``.env`` file is read from the
+current directory (or the ``env_file`` path given), ``KEY=VALUE`` lines,
+``#`` comments, optional quotes; a missing file is fine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from pye2.errors import ConfigError
+
+__all__ = ["Settings", "resolve_settings", "read_env_file"]
+
+KEYS = ("PYE2_HOST", "PYE2_PORT", "PYE2_USER", "PYE2_PASS", "PYE2_TRANSPORT", "PYE2_PROFILE")
+
+
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Parse a ``.env`` file; a missing file gives ``{}``."""
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    out: dict[str, str] = {}
+    for raw in p.read_text("utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):]
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved connection settings (password kept out of ``repr``)."""
+
+    transport: str | None
+    host: str | None
+    port: int | None
+    user: str | None
+    pwd: str | None
+    profile: str | None
+
+    def __repr__(self) -> str:
+        return (f"Settings(transport={self.transport!r}, host={self.host!r}, port={self.port!r}, "
+                f"user={self.user!r}, pwd={'***' if self.pwd else None}, profile={self.profile!r})")
+
+    def transport_url(self) -> str | None:
+        """The URL to build the transport from (``host`` alone means MQTT, as in the original)."""
+        if self.transport and "://" in self.transport:
+            return self.transport
+        scheme = self.transport or ("mqtt" if self.host else None)
+        if scheme is None:
+            return None
+        if scheme in ("memory", "sim") and not self.host:
+            return f"{scheme}://"
+        if not self.host:
+            raise ConfigError(f"transport {scheme!r} needs a host (argument host= or PYE2_HOST)")
+        auth = ""
+        if self.user:
+            auth = quote(self.user, safe="") + (":" + quote(self.pwd, safe="") if self.pwd else "") + "@"
+        port = f":{self.port}" if self.port else ""
+        return f"{scheme}://{auth}{self.host}{port}"
+
+
+def resolve_settings(
+    *,
+    host: str | None,
+    port: int | str | None,
+    user: str | None,
+    pwd: str | None,
+    transport: str | None,
+    profile: str | None,
+    environ: Mapping[str, str] | None = None,
+    env_file: str | os.PathLike[str] | None = ".env",
+) -> Settings:
+    """Merge arguments over the environment over ``.env``."""
+    env = dict(read_env_file(env_file)) if env_file else {}
+    env.update({k: v for k, v in (os.environ if environ is None else environ).items() if k in KEYS})
+
+    def pick(arg: object, key: str) -> str | None:
+        if arg is not None:
+            return str(arg)
+        value = env.get(key)
+        return value if value else None
+
+    port_text = pick(port, "PYE2_PORT")
+    try:
+        port_num = int(port_text) if port_text is not None else None
+    except ValueError:
+        raise ConfigError(f"port must be a number, not {port_text!r}") from None
+    return Settings(
+        transport=pick(transport, "PYE2_TRANSPORT"),
+        host=pick(host, "PYE2_HOST"),
+        port=port_num,
+        user=pick(user, "PYE2_USER"),
+        pwd=pick(pwd, "PYE2_PASS"),
+        profile=pick(profile, "PYE2_PROFILE"),
+    )

@@ -1,0 +1,66 @@
+"""Counters a session exposes as ``session.stats``."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SessionStats"]
+
+
+@dataclass
+class SessionStats:
+    """Message and callback counters (monotonic, since the session was built).
+
+    ``received`` counts every message a transport handed over; each one ends
+    as exactly one of ``delivered`` (by kind), ``rejected`` (by reason),
+    ``filtered`` (``filter_workers``) or ``dropped`` (inbox overflow), so
+    ``received == sum(delivered) + sum(rejected) + filtered + dropped + queued``.
+    """
+
+    received: int = 0
+    delivered: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    filtered: int = 0
+    dropped: int = 0
+    callback_errors: int = 0
+    slow_callbacks: int = 0
+    skipped_busy_callbacks: int = 0
+    commands_sent: int = 0
+    commands_failed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_received(self, n: int = 1) -> None:
+        with self._lock:
+            self.received += n
+
+    def count_delivered(self, kind: str) -> None:
+        with self._lock:
+            self.delivered[kind] += 1
+
+    def count_rejected(self, reason: str) -> None:
+        with self._lock:
+            self.rejected[reason] += 1
+
+    def bump(self, name: str, n: int = 1) -> None:
+        """Increment a plain integer counter by name."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A consistent snapshot."""
+        with self._lock:
+            return {
+                "received": self.received,
+                "delivered": dict(self.delivered),
+                "rejected": dict(self.rejected),
+                "filtered": self.filtered,
+                "dropped": self.dropped,
+                "callback_errors": self.callback_errors,
+                "slow_callbacks": self.slow_callbacks,
+                "skipped_busy_callbacks": self.skipped_busy_callbacks,
+                "commands_sent": self.commands_sent,
+                "commands_failed": self.commands_failed,
+            }
