@@ -1,4 +1,4 @@
-"""pye2 plugin: registers the in-memory ``memory`` transport (the simulator's hub)."""
+"""pye2 plugin: registers the in-memory ``memory`` transport and the ``sim`` network."""
 
 from __future__ import annotations
 
@@ -9,3 +9,4 @@ from pye2.plugins.hookspecs import Register, hookimpl
 @hookimpl
 def pye2_register_transports(register: Register) -> None:
     register("memory", lazy("pye2_transport_memory.transport", "MemoryTransport.from_url"))
+    register("sim", lazy("pye2_transport_memory.sim_transport", "SimTransport.from_url"))
