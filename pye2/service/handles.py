@@ -206,8 +206,8 @@ class Pipeline:
         return f"<Pipeline {self.name!r} on {self.e2id} ({len(self.config.instances)} instance(s))>"
 
     def P(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
-        """Log a line (the original SDK printed it)."""
-        log.info("[%s] %s", self.name, " ".join(str(a) for a in args))
+        """Print a line to stdout, as the original SDK's ``P`` did (it is the user's own print)."""
+        print(*args, flush=True)
 
     # ---------------------------------------------------------------- instances
     def start_plugin_instance(

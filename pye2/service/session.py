@@ -689,7 +689,8 @@ class Session:
 
     # original SDK logging helpers
     def P(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
-        log.info(" ".join(str(a) for a in args))
+        """Print a line to stdout, as the original SDK's ``P`` did."""
+        print(*args, flush=True)
 
     def D(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
         log.debug(" ".join(str(a) for a in args))
