@@ -59,3 +59,14 @@ def pye2_register_signers(register: Register) -> None:
 @hookspec
 def pye2_register_formatters(register: Register) -> None:
     """Register payload formatters by name: ``factory() -> Formatter``."""
+
+
+@hookspec
+def pye2_register_commands(register: Register) -> None:
+    """Register ``pye2`` command-line subcommands by name.
+
+    ``factory()`` returns ``(help, add_arguments, run)``: ``add_arguments(parser)``
+    fills an ``argparse`` sub-parser and ``run(args) -> int`` executes it. This
+    is how the simulator adds ``pye2 sim`` and ``pye2 demo`` without the core
+    importing it.
+    """

@@ -68,6 +68,7 @@ class PluginHost:
         self.serializers: Registry[Callable[..., Any]] = Registry("serializer", SerializerUnavailable)
         self.signers: Registry[Callable[..., Any]] = Registry("signer")
         self.formatters: Registry[Callable[..., Any]] = Registry("formatter")
+        self.commands: Registry[Callable[..., Any]] = Registry("command")
 
     # -- loading ---------------------------------------------------------------
     def load(self) -> PluginHost:
@@ -113,6 +114,7 @@ class PluginHost:
             ("pye2_register_serializers", self.serializers),
             ("pye2_register_signers", self.signers),
             ("pye2_register_formatters", self.formatters),
+            ("pye2_register_commands", self.commands),
         ]
         for hookname, registry in hooks:
             hook = getattr(self.pm.hook, hookname)
