@@ -100,7 +100,7 @@ class ProtocolEngine:
         sender = message.get("EE_SENDER") if isinstance(message.get("EE_SENDER"), str) else None
         if self.verify != "off":
             try:
-                wire.verify_message(message, profile=self.profile, verifier=self.verifier)
+                wire.verify_message(message, profile=self.profile, verifier=self.verifier, json_native=True)
             except SignatureInvalid as exc:
                 if self.verify == "strict":
                     self._rate_limited_log(sender or "?", "signature", now, "rejected %s from %s: %s",
