@@ -246,11 +246,19 @@ class Pipeline:
         real_sig = next((i.signature for i in self.config.instances
                          if i.signature.upper() == signature.upper() and i.instance_id == instance_id), signature)
         self.config = self.config.without_instance(real_sig, instance_id)
-        for key in self._instance_keys(real_sig, instance_id):
-            self.session.dispatcher.remove_key("instance_data", key)
-            self.session.dispatcher.remove_key("instance_notification", key)
         self.instances.pop((real_sig.upper(), instance_id), None)
-        return self._deploy(f"stop {real_sig}/{instance_id} in {self.name!r} on {self.e2id}")
+        keys = self._instance_keys(real_sig, instance_id)
+        conf = self._deploy(f"stop {real_sig}/{instance_id} in {self.name!r} on {self.e2id}")
+
+        def forget(done: Confirmation) -> None:
+            # payloads the instance sent before the node applied the stop still reach its callbacks
+            if done.ok:
+                for key in keys:
+                    self.session.dispatcher.remove_key("instance_data", key)
+                    self.session.dispatcher.remove_key("instance_notification", key)
+
+        conf.add_done_callback(forget)
+        return conf
 
     def start_custom_plugin(
         self,
