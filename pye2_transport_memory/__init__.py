@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from pye2_transport_memory.clock import VirtualClock
-from pye2_transport_memory.hub import Hub, HubRegistry
-from pye2_transport_memory.transport import MemoryTransport
+from pye2_transport_memory.hub import Hub
+from pye2_transport_memory.transport import HubRegistry, MemoryTransport
 
 __all__ = [
     "Hub",

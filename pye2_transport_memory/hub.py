@@ -19,7 +19,6 @@ Features:
   changed body corrupts, ``delay > 0`` re-injects later through the hub's
   clock ``call_later`` (re-injected messages are not intercepted again).
 * No class-level or module state: two hubs in one process are fully isolated.
-* :class:`HubRegistry` names hubs for ``memory://<name>`` URLs.
 """
 
 from __future__ import annotations
@@ -38,10 +37,8 @@ from pye2.ports.transport import Delivery, Handler
 __all__ = [
     "Hub",
     "HubCounters",
-    "HubRegistry",
     "HubSubscription",
     "Interceptor",
-    "default_registry",
     "filter_matches",
     "validate_address",
     "validate_filter",
@@ -386,70 +383,3 @@ class Hub:
                 self._handler_errors += 1
             else:
                 self._delivered += 1
-
-
-class HubRegistry:
-    """Named hubs for ``memory://<name>`` URLs; pass one as ``hubs=`` to share hubs explicitly.
-
-    Hubs are created on first use with the registry's ``clock``.
-    """
-
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._hubs: dict[str, Hub] = {}
-
-    def get(self, name: str, *, create: bool = True) -> Hub:
-        """The hub called ``name``; ``ConfigError`` if missing and ``create`` is False."""
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"hub name must be a non-empty string, got {name!r}")
-        with self._lock:
-            hub = self._hubs.get(name)
-            if hub is None:
-                if not create:
-                    raise ConfigError(f"no memory hub named {name!r} (known: {sorted(self._hubs)})")
-                hub = self._hubs[name] = Hub(self.clock, name=name)
-            return hub
-
-    def add(self, name: str, hub: Hub) -> None:
-        """Register an existing ``hub`` under ``name`` (``ConfigError`` if taken by another)."""
-        with self._lock:
-            if self._hubs.get(name, hub) is not hub:
-                raise ConfigError(f"a different memory hub is already named {name!r}")
-            self._hubs[name] = hub
-
-    def names(self) -> list[str]:
-        """Names of the registered hubs, sorted."""
-        with self._lock:
-            return sorted(self._hubs)
-
-    def __contains__(self, name: object) -> bool:
-        with self._lock:
-            return name in self._hubs
-
-    def remove(self, name: str) -> None:
-        """Forget the hub called ``name`` (no error if unknown)."""
-        with self._lock:
-            self._hubs.pop(name, None)
-
-    def clear(self) -> None:
-        """Forget every hub."""
-        with self._lock:
-            self._hubs.clear()
-
-
-_default_lock = threading.Lock()
-_default: HubRegistry | None = None
-
-
-def default_registry() -> HubRegistry:
-    """The process-wide registry behind ``memory://default`` (a convenience only).
-
-    Created on first use. Tests should build their own :class:`HubRegistry` (or
-    :class:`Hub`) rather than share this one.
-    """
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = HubRegistry()
-        return _default

@@ -2,11 +2,11 @@
 
 URL form: ``memory://<hub-name>`` (``memory://`` means ``memory://default``),
 optionally ``?max_message_bytes=N``. Options of :meth:`MemoryTransport.from_url`:
-``hubs`` (a :class:`~pye2_transport_memory.hub.HubRegistry` to look the name
-up in; without it only ``default`` is accepted and resolves in the process-wide
-:func:`~pye2_transport_memory.hub.default_registry`, a convenience that tests
-should not rely on), ``create`` (default True: make the hub if missing),
-``max_message_bytes`` and ``name``. Or skip URLs: ``MemoryTransport(hub)``.
+``hubs`` (a :class:`HubRegistry` to look the name up in; without it only
+``default`` is accepted, resolved in the process-wide :func:`default_registry`,
+a convenience that tests should not rely on), ``create`` (default True: make
+the hub if missing), ``max_message_bytes`` and ``name``. Or skip URLs:
+``MemoryTransport(hub)``.
 
 Behaviour (checked by :class:`pye2.testing.TransportTests`):
 
@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pye2.errors import ConfigError, MessageTooLarge, QueueFull, TransportClosed, TransportConnectError, TransportError
+from pye2.ports.clock import Clock
 from pye2.ports.transport import (
     BaseTransport,
     ConnectionEvent,
@@ -44,20 +45,80 @@ from pye2.ports.transport import (
     Handler,
     TransportCapabilities,
 )
-from pye2_transport_memory.hub import (
-    Hub,
-    HubRegistry,
-    HubSubscription,
-    default_registry,
-    validate_address,
-    validate_filter,
-)
+from pye2_transport_memory.hub import Hub, HubSubscription, validate_address, validate_filter
 
-__all__ = ["MemorySubscription", "MemoryTransport"]
+__all__ = ["HubRegistry", "MemorySubscription", "MemoryTransport", "default_registry"]
 
 log = logging.getLogger(__name__)
 
 _NEW, _CONNECTED, _DISCONNECTED, _CLOSED = "new", "connected", "disconnected", "closed"
+
+
+class HubRegistry:
+    """Named hubs for ``memory://<name>`` URLs; pass one as ``hubs=`` to share hubs explicitly.
+
+    Hubs are created on first use with the registry's ``clock``.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._hubs: dict[str, Hub] = {}
+
+    def get(self, name: str, *, create: bool = True) -> Hub:
+        """The hub called ``name``; ``ConfigError`` if missing and ``create`` is False."""
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"hub name must be a non-empty string, got {name!r}")
+        with self._lock:
+            hub = self._hubs.get(name)
+            if hub is None:
+                if not create:
+                    raise ConfigError(f"no memory hub named {name!r} (known: {sorted(self._hubs)})")
+                hub = self._hubs[name] = Hub(self.clock, name=name)
+            return hub
+
+    def add(self, name: str, hub: Hub) -> None:
+        """Register an existing ``hub`` under ``name`` (``ConfigError`` if taken by another)."""
+        with self._lock:
+            if self._hubs.get(name, hub) is not hub:
+                raise ConfigError(f"a different memory hub is already named {name!r}")
+            self._hubs[name] = hub
+
+    def names(self) -> list[str]:
+        """Names of the registered hubs, sorted."""
+        with self._lock:
+            return sorted(self._hubs)
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._hubs
+
+    def remove(self, name: str) -> None:
+        """Forget the hub called ``name`` (no error if unknown)."""
+        with self._lock:
+            self._hubs.pop(name, None)
+
+    def clear(self) -> None:
+        """Forget every hub."""
+        with self._lock:
+            self._hubs.clear()
+
+
+_default_lock = threading.Lock()
+_default: HubRegistry | None = None
+
+
+def default_registry() -> HubRegistry:
+    """The process-wide registry behind ``memory://default`` (a convenience only).
+
+    Created on first use. Tests should build their own :class:`HubRegistry` (or
+    :class:`Hub`) rather than share this one.
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = HubRegistry()
+        return _default
 
 
 class MemorySubscription:
