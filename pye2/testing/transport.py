@@ -23,9 +23,9 @@ How a transport author uses it (one test file)::
             return 2.0
 
 Fixtures a subclass provides: ``make_transport`` (required), ``unreachable_transport``
-and ``connect_timeout`` (optional), ``make_node`` (reserved for the Session smoke
-test, not run yet). Fixture names the kit uses itself, do not redefine them:
-``open_transport``, ``prefix``, ``capabilities``. Class attributes to tune:
+and ``connect_timeout`` (optional), ``make_node`` (the Session smoke test; return
+``pye2_transport_memory.smoke.start_smoke_node``). Fixture names the kit uses itself, do
+not redefine them: ``open_transport``, ``prefix``, ``capabilities``. Class attributes to tune:
 ``delivery_timeout``, ``reconnect_timeout``, ``address_root``,
 ``machine_max_examples``, ``machine_step_count``, ``large_body_limit``.
 
@@ -129,7 +129,7 @@ class TransportTests:
 
     @pytest.fixture
     def make_node(self) -> Callable[..., Any] | None:
-        """Reserved: factory of a simulated node on the candidate transport (Session smoke test)."""
+        """Factory of a simulated node on the candidate transport (Session smoke test); None skips it."""
         return None
 
     # -- fixtures of the kit ----------------------------------------------------
@@ -509,8 +509,38 @@ class TransportTests:
 
     # -- 12. session smoke (placeholder) ----------------------------------------
 
-    def test_session_smoke(self, make_node: Callable[..., Any] | None) -> None:
-        """Placeholder: a simulated node on this transport answers create_pipeline (added with Session)."""
+    def test_session_smoke(self, make_transport: Callable[[], Transport],
+                           make_node: Callable[..., Any] | None) -> None:
+        """A simulated node on this transport answers create_pipeline; its result reaches the callback.
+
+        ``make_node(transport, profile)`` must start a node on ``transport`` and return an
+        object with ``alias``, ``clock`` (the clock the session shares) and ``stop()``;
+        ``pye2_transport_memory.smoke.start_smoke_node`` is one.
+        """
         if make_node is None:
-            pytest.skip("session smoke test: no make_node fixture (arrives once Session exists)")
-        pytest.skip("session smoke test not implemented yet")
+            pytest.skip("session smoke test: no make_node fixture")
+        from pye2 import AIXP, Session
+        from pye2.wire import Identity
+
+        profile = AIXP.with_root(f"pye2smoke{uuid.uuid4().hex[:10]}")
+        session = None
+        node = None
+        results: list[Any] = []
+        try:
+            node = make_node(make_transport(), profile)
+            session = Session(transport=make_transport(), profile=profile, clock=node.clock,
+                              identity=Identity.generate(), name="smoke", env_file=None)
+            session.connect()
+            assert session.wait_for_node(node.alias, self.reconnect_timeout), "no heartbeat from the node"
+            pipe = session.create_pipeline(e2id=node.alias, name="smoke", data_source="Void",
+                                           wait=self.reconnect_timeout)
+            pipe.start_custom_plugin(instance_id="ping", plain_code="_result = 'pong'",
+                                     on_data=lambda _p, result: results.append(result), process_delay=0.5)
+            assert session.wait(lambda: "pong" in results, self.reconnect_timeout), "no payload reached on_data"
+            assert pipe.close().wait(self.reconnect_timeout), "archive not confirmed"
+            assert session.stats.rejected.get("signature", 0) == 0
+        finally:
+            if session is not None:
+                session.close()
+            if node is not None:
+                node.stop()

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pye2.errors import ConfigError, Pye2Error, QueueFull, TransportClosed, TransportConnectError, TransportError
+from pye2_transport_memory.smoke import start_smoke_node
 from pye2.testing import Collector, EventRecorder, TransportTests, Watched, address_matches, sync
 from pye2_transport_amqp import AmqpConfig, AmqpTransport
 from pye2_transport_amqp._backoff import Backoff
@@ -62,6 +63,10 @@ class TestAmqpTransport(TransportTests):
     @pytest.fixture
     def connect_timeout(self) -> float:
         return 2.0
+
+    @pytest.fixture
+    def make_node(self) -> Callable[..., Any]:
+        return start_smoke_node
 
 
 # -- fixtures of the AMQP-specific tests ----------------------------------------------------

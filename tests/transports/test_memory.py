@@ -10,6 +10,7 @@ import pytest
 
 from pye2.errors import ConfigError, QueueFull, TransportClosed, TransportConnectError
 from pye2.ports.transport import ConnectionEvent, SupportsConnectionEvents, Transport
+from pye2_transport_memory.smoke import start_smoke_node
 from pye2.testing import Collector, EventRecorder, SupportsForcedReconnect, TransportTests
 from pye2_transport_memory import Hub, HubRegistry, MemoryTransport
 
@@ -34,6 +35,10 @@ class TestMemoryTransport(TransportTests):
     @pytest.fixture
     def connect_timeout(self) -> float:
         return 1.0
+
+    @pytest.fixture
+    def make_node(self) -> Callable[..., Any]:
+        return start_smoke_node
 
 
 class TestMemoryTransportWithSizeLimit(TransportTests):
