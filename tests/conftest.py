@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,14 +8,14 @@ from typing import Any
 __all__ = ["lazy"]
 
 
-class lazy:  # noqa: N801 - used like a function
+class lazy:
     """A callable that imports ``module`` and calls ``attr`` (dotted) on use.
 
     Registering ``lazy("pkg.mod", "Cls")`` keeps plugin modules free of driver
     imports, so listing plugins never imports paho, pika or msgpack.
     """
 
-    __slots__ = ("module", "attr")
+    __slots__ = ("attr", "module")
 
     def __init__(self, module: str, attr: str) -> None:
         self.module = module

@@ -15,17 +15,17 @@ from typing import Any
 from pye2.errors import DecodeError
 
 __all__ = [
+    "KIND_HEARTBEAT",
+    "KIND_NOTIFICATION",
+    "KIND_PAYLOAD",
+    "Event",
     "HeartbeatEvent",
     "NotificationEvent",
     "PayloadEvent",
     "Rejected",
-    "Event",
     "heartbeat_event",
     "notification_event",
     "payload_event",
-    "KIND_HEARTBEAT",
-    "KIND_NOTIFICATION",
-    "KIND_PAYLOAD",
 ]
 
 KIND_HEARTBEAT = "heartbeat"

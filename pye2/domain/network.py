@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NetworkView", "NodeRecord", "DEFAULT_ONLINE_TIMEOUT"]
+__all__ = ["DEFAULT_ONLINE_TIMEOUT", "NetworkView", "NodeRecord"]
 
 #: seconds without any message after which a node counts as offline (spec 3)
 DEFAULT_ONLINE_TIMEOUT = 60.0

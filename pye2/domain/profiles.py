@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from pye2.errors import ConfigError
 
-__all__ = ["AIXP", "RATIO1", "WireProfile", "get_profile", "PROFILES"]
+__all__ = ["AIXP", "PROFILES", "RATIO1", "WireProfile", "get_profile"]
 
 CANON_LEGACY = "legacy-42ee127"
 CANON_V1 = "v1"

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import pluggy
 
-__all__ = ["hookimpl", "hookspec", "Register", "PROJECT"]
+__all__ = ["PROJECT", "Register", "hookimpl", "hookspec"]
 
 PROJECT = "pye2"
 hookspec = pluggy.HookspecMarker(PROJECT)

@@ -24,7 +24,7 @@ from pye2.errors import PluginError, SerializerUnavailable, TransportUnavailable
 from pye2.plugins import hookspecs
 from pye2.plugins.registry import Registry
 
-__all__ = ["PluginHost", "default_host", "INTERNAL_PLUGINS"]
+__all__ = ["INTERNAL_PLUGINS", "PluginHost", "default_host"]
 
 log = logging.getLogger(__name__)
 

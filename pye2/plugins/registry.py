@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 from pye2.errors import ExtraMissing, PluginConflictError, PluginNotFound
 
-__all__ = ["Registry", "Entry"]
+__all__ = ["Entry", "Registry"]
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pye2.service.stats import SessionStats
 
-__all__ = ["Dispatcher", "CallbackKey"]
+__all__ = ["CallbackKey", "Dispatcher"]
 
 log = logging.getLogger(__name__)
 

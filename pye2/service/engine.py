@@ -34,14 +34,16 @@ from pye2.ports.formatter import Formatter
 from pye2.ports.serializer import Serializer
 from pye2.ports.signer import Verifier
 
-__all__ = ["ProtocolEngine", "VERIFY_MODES", "DEFAULT_MAX_MESSAGE_BYTES"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "VERIFY_MODES", "ProtocolEngine"]
 
 log = logging.getLogger(__name__)
 
 VERIFY_MODES = ("strict", "warn", "off")
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_INFLATED = 64 * 1024 * 1024
-_BUILDERS = {KIND_HEARTBEAT: heartbeat_event, KIND_NOTIFICATION: notification_event, KIND_PAYLOAD: payload_event}
+_BUILDERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
+    KIND_HEARTBEAT: heartbeat_event, KIND_NOTIFICATION: notification_event, KIND_PAYLOAD: payload_event,
+}
 
 
 class ProtocolEngine:
@@ -94,10 +96,11 @@ class ProtocolEngine:
         if len(body) > self.max_message_bytes:
             return Rejected("too_large", f"{len(body)} bytes > {self.max_message_bytes}", kind=kind)
         try:
-            message = self.serializer.loads(body)
+            message: dict[str, Any] = self.serializer.loads(body)
         except DecodeError as exc:
             return Rejected("malformed", str(exc), kind=kind)
-        sender = message.get("EE_SENDER") if isinstance(message.get("EE_SENDER"), str) else None
+        raw_sender = message.get("EE_SENDER")
+        sender: str | None = raw_sender if isinstance(raw_sender, str) else None
         if self.verify != "off":
             try:
                 wire.verify_message(message, profile=self.profile, verifier=self.verifier, json_native=True)

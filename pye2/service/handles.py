@@ -26,7 +26,7 @@ from pye2.service.payload import Payload
 if TYPE_CHECKING:
     from pye2.service.session import Session
 
-__all__ = ["Pipeline", "Instance"]
+__all__ = ["Instance", "Pipeline"]
 
 log = logging.getLogger("pye2.pipeline")
 
@@ -205,7 +205,7 @@ class Pipeline:
     def __repr__(self) -> str:
         return f"<Pipeline {self.name!r} on {self.e2id} ({len(self.config.instances)} instance(s))>"
 
-    def P(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
+    def P(self, *args: Any, **kwargs: Any) -> None:
         """Print a line to stdout, as the original SDK's ``P`` did (it is the user's own print)."""
         print(*args, flush=True)
 

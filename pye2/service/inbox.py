@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 from pye2.errors import ConfigError
 
-__all__ = ["Inbox", "POLICIES"]
+__all__ = ["POLICIES", "Inbox"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,8 +66,7 @@ class Inbox(Generic[T]):
             else:
                 self._items.append(item)
             size = len(self._items)
-            if size > self.high_water:
-                self.high_water = size
+            self.high_water = max(self.high_water, size)
             self._cond.notify()
         if dropped is not None:
             if self.dropped == 1 or self.dropped % 1000 == 0:

@@ -65,7 +65,7 @@ class Payload(UserDict[str, Any]):
         else:
             self.data[name] = value
 
-    def get_image_as_PIL(self, key: str = "IMG") -> Any:  # noqa: N802 - original SDK name
+    def get_image_as_PIL(self, key: str = "IMG") -> Any:
         """The image under ``key`` as a PIL image; None if absent. A list gives its first image."""
         value = self.data.get(key)
         if isinstance(value, list):
@@ -77,7 +77,7 @@ class Payload(UserDict[str, Any]):
         img = self.get_image_as_PIL(key)
         return None if img is None else _to_np(img)
 
-    def get_images_as_PIL(self, key: str = "IMG") -> list[Any]:  # noqa: N802 - ratio1 name
+    def get_images_as_PIL(self, key: str = "IMG") -> list[Any]:
         """Every image under ``key`` (a string is a one-item list; missing gives ``[None]``)."""
         value = self.data.get(key)
         items = value if isinstance(value, list) else [value]

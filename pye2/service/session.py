@@ -688,9 +688,9 @@ class Session:
         return [p.close() for p in self.pipelines if p.owned]
 
     # original SDK logging helpers
-    def P(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
+    def P(self, *args: Any, **kwargs: Any) -> None:
         """Print a line to stdout, as the original SDK's ``P`` did."""
         print(*args, flush=True)
 
-    def D(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802 - original SDK name
+    def D(self, *args: Any, **kwargs: Any) -> None:
         log.debug(" ".join(str(a) for a in args))

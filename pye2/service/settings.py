@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from pye2.errors import ConfigError
 
-__all__ = ["Settings", "resolve_settings", "read_env_file"]
+__all__ = ["Settings", "read_env_file", "resolve_settings"]
 
 KEYS = ("PYE2_HOST", "PYE2_PORT", "PYE2_USER", "PYE2_PASS", "PYE2_TRANSPORT", "PYE2_PROFILE")
 
@@ -33,8 +33,7 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
-        if line.startswith("export "):
-            line = line[len("export "):]
+        line = line.removeprefix("export ")
         key, _, value = line.partition("=")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 __all__ = [
+    "DataSourceRegistry",
     "InputItem",
     "NodeApi",
     "PluginContext",
-    "SimPlugin",
-    "SimDataSource",
     "PluginRegistry",
-    "DataSourceRegistry",
+    "SimDataSource",
+    "SimPlugin",
 ]
 
 

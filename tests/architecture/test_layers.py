@@ -104,6 +104,6 @@ print(repr((events, leaked)))
 
 def test_importing_the_domain_and_facade_does_no_io_and_loads_no_transport() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, cwd=ROOT)
-    events, leaked = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own repr output
+    events, leaked = eval(out.stdout.strip().splitlines()[-1])
     assert events == [], f"I/O or threads at import: {events}"
     assert leaked == [], f"importing pye2 loaded transport packages: {leaked}"

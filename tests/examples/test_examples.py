@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image
 
 from pye2 import Session, code_to_base64
@@ -39,7 +38,7 @@ def tutorial_prime(n: int) -> bool:
 def run_example(path: Path, cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYE2_")}
     env["PYE2_HOME"] = str(cwd / "home")
-    out = subprocess.run([sys.executable, str(path)], cwd=cwd, env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, str(path)], cwd=cwd, env=env, capture_output=True, text=True, check=False,
                          timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout

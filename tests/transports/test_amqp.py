@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from pye2.errors import ConfigError, Pye2Error, QueueFull, TransportClosed, TransportConnectError, TransportError
-from pye2_transport_memory.smoke import start_smoke_node
 from pye2.testing import Collector, EventRecorder, TransportTests, Watched, address_matches, sync
 from pye2_transport_amqp import AmqpConfig, AmqpTransport
 from pye2_transport_amqp._backoff import Backoff
 from pye2_transport_amqp._outbox import Outbox, Outgoing
 from pye2_transport_amqp.config import parse_url
 from pye2_transport_amqp.topology import route_for
+from pye2_transport_memory.smoke import start_smoke_node
 
 FAST: dict[str, Any] = {"reconnect_initial_delay": 0.05, "reconnect_max_delay": 0.5, "connect_timeout": 5.0}
 WAIT = 10.0

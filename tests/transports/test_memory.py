@@ -10,9 +10,9 @@ import pytest
 
 from pye2.errors import ConfigError, QueueFull, TransportClosed, TransportConnectError
 from pye2.ports.transport import ConnectionEvent, SupportsConnectionEvents, Transport
-from pye2_transport_memory.smoke import start_smoke_node
 from pye2.testing import Collector, EventRecorder, SupportsForcedReconnect, TransportTests
 from pye2_transport_memory import Hub, HubRegistry, MemoryTransport
+from pye2_transport_memory.smoke import start_smoke_node
 
 
 class TestMemoryTransport(TransportTests):

@@ -78,7 +78,8 @@ def test_disable_env_blocks_a_plugin_by_entry_point_name(site: Path, monkeypatch
 
 def test_missing_extra_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     host = PluginHost().load()
-    monkeypatch.setitem(sys.modules, "paho", None)  # as if paho-mqtt were not installed
+    for name in [m for m in sys.modules if m == "paho" or m.startswith("paho.")] + ["paho"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if paho-mqtt were not installed
     with pytest.raises(TransportUnavailable) as info:
         host.make_transport("mqtt://127.0.0.1:1883")
     assert "pip install 'pye2[mqtt]'" in str(info.value)
