@@ -16,12 +16,14 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from pye2.errors import ConfigError, Pye2Error, QueueFull, TransportClosed, TransportConnectError, TransportError
 from pye2.ports.transport import ConnectionEvent, Delivery, SupportsConnectionEvents, Transport
 from pye2.testing import Collector, EventRecorder, TransportTests, Watched, force_reconnect_and_wait, sync
+from pye2_transport_memory.smoke import start_smoke_node
 from pye2_transport_mqtt import MqttConfig, MqttTransport
 from pye2_transport_mqtt._outbox import FAILED, NO_CONNECTION, SENT, Outbox, Outgoing
 from pye2_transport_mqtt._subscriptions import MqttSubscription, SubscriptionTable
@@ -60,6 +62,10 @@ class TestMqttTransport(TransportTests):
     @pytest.fixture
     def connect_timeout(self) -> float:
         return 2.0
+
+    @pytest.fixture
+    def make_node(self) -> Callable[..., Any]:
+        return start_smoke_node
 
 
 @pytest.mark.mqtt
