@@ -39,7 +39,8 @@ __all__ = ["CryptographyBackend", "CryptographyVerifier", "Identity"]
 log = logging.getLogger(__name__)
 
 _CURVE = ec.SECP256K1()
-_ECDSA = ec.ECDSA(hashes.SHA256())
+# RFC 6979 nonces: no dependence on the RNG at signing time, and reproducible simulations
+_ECDSA = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 _ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_ORDER = _ORDER // 2
 _FILE_MODE = 0o600
