@@ -418,61 +418,53 @@ class Session:
         """What callbacks receive as ``e2id``: the alias (AIXP) or the address (RATIO1)."""
         return address if (self.profile.commands_by_address and address) else alias
 
-    def _keys(self, alias: str, address: str | None, *rest: str | None) -> list[tuple[str, ...]]:
-        tail = tuple(r or "" for r in rest)
-        keys = [(alias, *tail)]
-        if address:
-            keys.append((address, *tail))
-        return keys
-
     def _deliver_heartbeat(self, event: HeartbeatEvent) -> None:
         e2id = self.node_key(event.alias, event.address)
         for cb in self.dispatcher.lookup("heartbeat", [("*",)]):
             self.dispatcher.call(cb, self, e2id, event.data)
 
+    def _pipeline_of(self, alias: str, address: str | None, pipeline: str | None) -> tuple[tuple[str, str], Pipeline] | None:
+        """The handle (and the key it is registered under) of the pipeline a message belongs to."""
+        if pipeline:
+            for key in ((alias, pipeline), (address, pipeline)) if address else ((alias, pipeline),):
+                pipe = self._pipelines.get(key)
+                if pipe is not None:
+                    return key, pipe
+        return None
+
     def _deliver_notification(self, event: NotificationEvent) -> None:
-        e2id = self.node_key(event.alias, event.address)
         payload = Payload(event.data)
-        if event.pipeline:
-            for key in self._keys(event.alias, event.address, event.pipeline):
-                pipe = self._pipelines.get(key)  # type: ignore[arg-type]
-                if pipe is None:
-                    continue
-                for cb in self.dispatcher.lookup("pipeline_notification", [key]):
+        found = self._pipeline_of(event.alias, event.address, event.pipeline)
+        if found is not None:
+            key, pipe = found
+            for cb in self.dispatcher.lookup("pipeline_notification", [key]):
+                self.dispatcher.call(cb, pipe, payload)
+            if event.signature and event.instance_id:
+                for cb in self.dispatcher.lookup("instance_notification", [(*key, event.signature, event.instance_id)]):
                     self.dispatcher.call(cb, pipe, payload)
-                if event.signature and event.instance_id:
-                    ikey = (*key, event.signature, event.instance_id)
-                    for cb in self.dispatcher.lookup("instance_notification", [ikey]):
-                        self.dispatcher.call(cb, pipe, payload)
-                break
+        e2id = self.node_key(event.alias, event.address)
         for cb in self.dispatcher.lookup("notification", [("*",)]):
             self.dispatcher.call(cb, self, e2id, payload)
 
     def _deliver_payload(self, event: PayloadEvent) -> None:
-        e2id = self.node_key(event.alias, event.address)
         payload = Payload(event.data)
-        if event.pipeline:
-            for key in self._keys(event.alias, event.address, event.pipeline):
-                pipe = self._pipelines.get(key)  # type: ignore[arg-type]
-                if pipe is None:
-                    continue
-                for cb in self.dispatcher.lookup("pipeline_data", [key]):
-                    self.dispatcher.call(cb, pipe, event.signature, event.instance_id, payload)
-                ikey = (*key, event.signature, event.instance_id or "")
-                for cb in self.dispatcher.lookup("instance_data", [ikey]):
-                    self.dispatcher.call(cb, pipe, payload)
-                break
+        found = self._pipeline_of(event.alias, event.address, event.pipeline)
+        if found is not None:
+            key, pipe = found
+            for cb in self.dispatcher.lookup("pipeline_data", [key]):
+                self.dispatcher.call(cb, pipe, event.signature, event.instance_id, payload)
+            for cb in self.dispatcher.lookup("instance_data", [(*key, event.signature, event.instance_id or "")]):
+                self.dispatcher.call(cb, pipe, payload)
+        e2id = self.node_key(event.alias, event.address)
         for cb in self.dispatcher.lookup("payload", [("*",)]):
             self.dispatcher.call(cb, self, e2id, event.pipeline, event.signature, event.instance_id, payload)
 
     def _track_archive(self, event: NotificationEvent) -> None:
-        if event.code == 4 and event.pipeline:
-            for key in self._keys(event.alias, event.address, event.pipeline):
-                pipe = self._pipelines.get(key)  # type: ignore[arg-type]
-                if pipe is not None:
-                    self._unregister_pipeline(pipe)
-                    pipe._on_archived()
-                    break
+        if event.code == 4:
+            found = self._pipeline_of(event.alias, event.address, event.pipeline)
+            if found is not None:
+                self._unregister_pipeline(found[1])
+                found[1]._on_archived()
 
     # ------------------------------------------------------------------ queries
     def _now(self) -> float:
