@@ -1,6 +1,7 @@
 """A hypothesis state machine driving a Session against a simulated network.
 
-Rules create and close pipelines, start and stop instances, let time pass,
+Rules create and close pipelines, start and stop instances, attach to a
+pipeline another client created, let time pass,
 crash and restart nodes and inject forged or malformed messages. Invariants,
 checked against a model after every step:
 
@@ -52,6 +53,12 @@ class SessionMachine(RuleBasedStateMachine):
         self.model: dict[tuple[str, str], set[str]] = {}
         self.handles: dict[tuple[str, str], Any] = {}
         self.received: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        # pipelines another client created, which this session may attach to
+        self.other = Session(transport=self.net.transport(), clock=self.net.clock, identity=Identity.generate(),
+                             name="other")
+        self.other.connect()
+        self.external: set[str] = set()
+        self.attached: dict[str, set[str]] = {}  # node -> sniffed ids already there when attaching
 
     def _sniff(self, delivery: Any) -> None:
         try:
@@ -63,6 +70,7 @@ class SessionMachine(RuleBasedStateMachine):
             self.sniffed[(msg["EE_ID"], msg["STREAM"], msg["INSTANCE_ID"])].add(msg["EE_MESSAGE_ID"])
 
     def teardown(self) -> None:
+        self.other.close()
         self.sess.close()
         self.net.stop()
 
@@ -133,6 +141,27 @@ class SessionMachine(RuleBasedStateMachine):
         assert self.handles[key].close().wait(10)
         self._forget(key)
 
+    @rule(node=st.sampled_from(NODES))
+    def other_client_creates_a_pipeline(self, node: str) -> None:
+        if node not in self.running or node in self.external:
+            return
+        pipe = self.other.create_pipeline(e2id=node, name="ext", data_source="Void")
+        inst = pipe.start_plugin_instance(signature="SIMPLE_COUNTER", instance_id="e1", params={"PROCESS_DELAY": 3})
+        assert inst.confirmation.wait(10), inst.confirmation
+        self.external.add(node)
+
+    @rule(node=st.sampled_from(NODES))
+    def attach(self, node: str) -> None:
+        if node not in self.running or node not in self.external or node in self.attached:
+            return
+        self.sess.sleep(10.5)  # the next heartbeat lists the pipeline
+        pipe = self.sess.attach_to_pipeline(node, "ext")
+        assert not pipe.owned
+        key = (node, "ext", "e1")
+        self.attached[node] = set(self.sniffed.get(key, set()))
+        pipe.attach_to_instance("SIMPLE_COUNTER", "e1",
+                                lambda p, payload, _s=self.received[key]: _s.append(payload["EE_MESSAGE_ID"]))
+
     @rule(kind=st.sampled_from(["forged", "unsigned", "garbage"]))
     def inject(self, kind: str) -> None:
         raw = self.net.transport()
@@ -177,16 +206,16 @@ class SessionMachine(RuleBasedStateMachine):
     def node_pipelines_match(self) -> None:
         for node in self.running:
             held = {name for name in self.net.nodes[node].pipelines if name != "admin_pipeline"}
-            expected = {name for (n, name) in self.model if n == node}
+            expected = {name for (n, name) in self.model if n == node} | ({"ext"} if node in self.external else set())
             assert held == expected, (node, held, expected)
-            for name in expected:
+            for name in expected - {"ext"}:
                 cfg = self.net.nodes[node].pipelines[name]
                 insts = {i["INSTANCE_ID"] for p in cfg.get("PLUGINS", []) for i in p.get("INSTANCES", [])}
                 assert insts == self.model[(node, name)]
 
     @invariant()
     def callbacks_got_exactly_their_payloads(self) -> None:
-        for key, ids in self.received.items():
+        for key, ids in list(self.received.items()):
             assert len(ids) == len(set(ids)), f"duplicate delivery to {key}"
             assert set(ids) <= self.sniffed.get(key, set()), f"payloads not meant for {key}"
         # everything sniffed for a live instance up to now has been delivered (inline dispatch)
@@ -194,6 +223,12 @@ class SessionMachine(RuleBasedStateMachine):
             for inst in insts:
                 key = (node, pipe, inst)
                 assert self.sniffed.get(key, set()) == set(self.received.get(key, [])), key
+
+    @invariant()
+    def attached_callbacks_got_everything_since_attaching(self) -> None:
+        for node, before in self.attached.items():
+            key = (node, "ext", "e1")
+            assert set(self.received.get(key, [])) == self.sniffed.get(key, set()) - before, key
 
     @invariant()
     def nothing_raised(self) -> None:
