@@ -18,21 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pye2.domain.messages import (
-    KIND_HEARTBEAT,
-    KIND_NOTIFICATION,
-    KIND_PAYLOAD,
-    HeartbeatEvent,
-    NotificationEvent,
-    PayloadEvent,
-    Rejected,
-)
+from pye2.domain.messages import KIND_HEARTBEAT, KIND_NOTIFICATION, KIND_PAYLOAD, Rejected
 from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.errors import ConfigError, NodeOffline, PipelineNotFound, Pye2Error, TransportError
@@ -42,9 +33,10 @@ from pye2.service.confirmations import Confirmation, ConfirmationTracker, Expect
 from pye2.service.dispatch import Dispatcher
 from pye2.service.engine import ProtocolEngine
 from pye2.service.inbox import Inbox
-from pye2.service.payload import Payload
+from pye2.service.router import Router
 from pye2.service.settings import resolve_settings
 from pye2.service.stats import SessionStats
+from pye2.service.worker import DispatchWorker
 
 if TYPE_CHECKING:
     from pye2.plugins.host import PluginHost
@@ -152,10 +144,10 @@ class Session:
         self.engine: ProtocolEngine | None = None
         self.confirmations: ConfirmationTracker | None = None
         self._subscriptions: list[Subscription] = []
-        self._pipelines: dict[tuple[str, str], Pipeline] = {}
+        self.router = Router(self, network=self.network, dispatcher=self.dispatcher, stats=self.stats,
+                             node_key=self.node_key, filter_workers=self.filter_workers)
         self._threaded = False
-        self._dispatch_generation = 0
-        self._threads: list[threading.Thread] = []
+        self._worker: DispatchWorker | None = None
         self._connected = False
         self._closed = False
         self._close_requested = False
@@ -193,17 +185,21 @@ class Session:
                 and self.profile.commands_by_address,
             )
             self.confirmations = ConfirmationTracker(self.clock, self._cond)
+            self.router.confirmations = self.confirmations
             listener = self._options.get("on_connection")
             if listener is not None and hasattr(transport, "add_connection_listener"):
                 transport.add_connection_listener(lambda ev: self._deliver_connection_event(listener, ev))
             if self._threaded:
-                self._start_dispatcher()
+                self._worker = DispatchWorker(self.inbox, self._process, self.dispatcher, self.stats, name=self.name,
+                                              blocked_timeout=float(self._options.get("blocked_callback_timeout",
+                                                                                      10.0)))
+                self._worker.start()
             try:
                 transport.connect()
                 for kind, address in self._channels():
                     self._subscriptions.append(transport.subscribe(address, self._handler(kind)))
             except Pye2Error:
-                self._stop_threads()
+                self._stop_worker()
                 raise
             self._connected = True
             log.info("session %r connected as %s (%s profile, verify=%s)", self.name,
@@ -282,6 +278,12 @@ class Session:
 
         return inline
 
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+        else:
+            self.inbox.close()
+
     def _deliver_connection_event(self, listener: Callable[..., Any], event: Any) -> None:
         self.dispatcher.call(listener, self, event)
 
@@ -316,7 +318,7 @@ class Session:
                     self.transport.close()
                 except Pye2Error:
                     log.warning("transport close failed", exc_info=True)
-            self._stop_threads()
+            self._stop_worker()
             self._connected = False
             with self._cond:
                 self._cond.notify_all()
@@ -333,55 +335,6 @@ class Session:
         state = "closed" if self._closed else ("connected" if self._connected else "new")
         return f"<Session {self.name!r} {self.profile.name} {state}>"
 
-    # ------------------------------------------------------------------ dispatcher thread
-    def _start_dispatcher(self) -> None:
-        self._dispatch_generation += 1
-        gen = self._dispatch_generation
-        t = threading.Thread(target=self._dispatch_loop, args=(gen,), name=f"pye2-dispatch-{self.name}-{gen}",
-                             daemon=True)
-        self._threads.append(t)
-        t.start()
-        if gen == 1:
-            w = threading.Thread(target=self._watchdog, name=f"pye2-watchdog-{self.name}", daemon=True)
-            self._threads.append(w)
-            w.start()
-
-    def _dispatch_loop(self, generation: int) -> None:
-        while not self.inbox.closed and generation == self._dispatch_generation:
-            for kind, body in self.inbox.get_batch(256, timeout=0.5):
-                self._process(kind, body)
-                if generation != self._dispatch_generation:
-                    break
-        if generation != self._dispatch_generation:
-            # this thread was replaced while stuck in a callback; that callback may run again
-            self.dispatcher.busy.clear()
-
-    def _watchdog(self) -> None:
-        limit = float(self._options.get("blocked_callback_timeout", 10.0))
-        stop = threading.Event()
-        self._watchdog_stop = stop
-        while not stop.wait(min(limit / 4, 1.0)):
-            current = self.dispatcher.current
-            if current is not None and time.monotonic() - current[1] > limit:
-                callback = current[0]
-                log.error("user callback %s has been blocked for more than %.1f s; it is skipped until it "
-                          "returns and delivery continues on a new dispatcher thread",
-                          getattr(callback, "__qualname__", callback), limit)
-                self.stats.bump("slow_callbacks")
-                self.dispatcher.busy.add(id(callback))
-                self.dispatcher.current = None
-                self._start_dispatcher()
-
-    def _stop_threads(self) -> None:
-        self.inbox.close()
-        stop = getattr(self, "_watchdog_stop", None)
-        if stop is not None:
-            stop.set()
-        me = threading.current_thread()
-        for t in self._threads:
-            if t is not me:
-                t.join(timeout=5)
-
     # ------------------------------------------------------------------ inbound
     def _process(self, kind: str, body: bytes) -> None:
         assert self.engine is not None and self.clock is not None
@@ -390,81 +343,13 @@ class Session:
         if isinstance(event, Rejected):
             self.stats.count_rejected(event.reason)
             return
-        if isinstance(event, HeartbeatEvent):
-            self.network.heartbeat(event.alias, event.address, now, pipelines=event.pipelines,
-                                   whitelist=event.whitelist, secured=event.secured, status=event.status)
-        else:
-            self.network.seen(event.alias, event.address, now)
-        if isinstance(event, NotificationEvent):
-            assert self.confirmations is not None
-            self.confirmations.offer(event)
-            self._track_archive(event)
-        if self.filter_workers is not None and not (
-            event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)
-        ):
-            self.stats.bump("filtered")
-            return
-        if isinstance(event, HeartbeatEvent):
-            self._deliver_heartbeat(event)
-        elif isinstance(event, NotificationEvent):
-            self._deliver_notification(event)
-        else:
-            self._deliver_payload(event)
-        self.stats.count_delivered(kind)
+        self.router.route(kind, event, now)
         with self._cond:
             self._cond.notify_all()
 
     def node_key(self, alias: str, address: str | None) -> str:
         """What callbacks receive as ``e2id``: the alias (AIXP) or the address (RATIO1)."""
         return address if (self.profile.commands_by_address and address) else alias
-
-    def _deliver_heartbeat(self, event: HeartbeatEvent) -> None:
-        e2id = self.node_key(event.alias, event.address)
-        for cb in self.dispatcher.lookup("heartbeat", [("*",)]):
-            self.dispatcher.call(cb, self, e2id, event.data)
-
-    def _pipeline_of(self, alias: str, address: str | None, pipeline: str | None) -> tuple[tuple[str, str], Pipeline] | None:
-        """The handle (and the key it is registered under) of the pipeline a message belongs to."""
-        if pipeline:
-            for key in ((alias, pipeline), (address, pipeline)) if address else ((alias, pipeline),):
-                pipe = self._pipelines.get(key)
-                if pipe is not None:
-                    return key, pipe
-        return None
-
-    def _deliver_notification(self, event: NotificationEvent) -> None:
-        payload = Payload(event.data)
-        found = self._pipeline_of(event.alias, event.address, event.pipeline)
-        if found is not None:
-            key, pipe = found
-            for cb in self.dispatcher.lookup("pipeline_notification", [key]):
-                self.dispatcher.call(cb, pipe, payload)
-            if event.signature and event.instance_id:
-                for cb in self.dispatcher.lookup("instance_notification", [(*key, event.signature, event.instance_id)]):
-                    self.dispatcher.call(cb, pipe, payload)
-        e2id = self.node_key(event.alias, event.address)
-        for cb in self.dispatcher.lookup("notification", [("*",)]):
-            self.dispatcher.call(cb, self, e2id, payload)
-
-    def _deliver_payload(self, event: PayloadEvent) -> None:
-        payload = Payload(event.data)
-        found = self._pipeline_of(event.alias, event.address, event.pipeline)
-        if found is not None:
-            key, pipe = found
-            for cb in self.dispatcher.lookup("pipeline_data", [key]):
-                self.dispatcher.call(cb, pipe, event.signature, event.instance_id, payload)
-            for cb in self.dispatcher.lookup("instance_data", [(*key, event.signature, event.instance_id or "")]):
-                self.dispatcher.call(cb, pipe, payload)
-        e2id = self.node_key(event.alias, event.address)
-        for cb in self.dispatcher.lookup("payload", [("*",)]):
-            self.dispatcher.call(cb, self, e2id, event.pipeline, event.signature, event.instance_id, payload)
-
-    def _track_archive(self, event: NotificationEvent) -> None:
-        if event.code == 4:
-            found = self._pipeline_of(event.alias, event.address, event.pipeline)
-            if found is not None:
-                self._unregister_pipeline(found[1])
-                found[1]._on_archived()
 
     # ------------------------------------------------------------------ queries
     def _now(self) -> float:
@@ -526,7 +411,7 @@ class Session:
                 if self._threaded:
                     self.wait(lambda: self._close_requested, None)
                 else:
-                    self.wait(lambda: self._close_requested or (self._ever_created and not self._pipelines),
+                    self.wait(lambda: self._close_requested or (self._ever_created and not self.router.pipelines),
                               VIRTUAL_RUN_LIMIT)
             elif wait is not False and wait is not None:
                 self.wait(lambda: self._close_requested, float(wait))
@@ -654,26 +539,16 @@ class Session:
         return Pipeline._attach(self, e2id, pipelines[pipeline_name], on_data, on_notification)
 
     def _register_pipeline(self, pipe: Pipeline) -> None:
-        self._pipelines[(pipe.e2id, pipe.name)] = pipe
-        alias = self.get_node_alias(pipe.e2id)
-        if alias and alias != pipe.e2id:
-            self._pipelines[(alias, pipe.name)] = pipe
-
-    def _unregister_pipeline(self, pipe: Pipeline) -> None:
-        for key in [k for k, v in self._pipelines.items() if v is pipe]:
-            del self._pipelines[key]
+        self.router.register(pipe, self.get_node_alias(pipe.e2id), self.get_node_address(pipe.e2id))
 
     def get_pipeline(self, e2id: str, name: str) -> Pipeline | None:
         """The handle of a pipeline this session created or attached to."""
-        return self._pipelines.get((e2id, name))
+        return self.router.pipelines.get((e2id, name))
 
     @property
     def pipelines(self) -> list[Pipeline]:
         """Handles of the pipelines this session holds (each once)."""
-        seen: dict[int, Pipeline] = {}
-        for p in self._pipelines.values():
-            seen.setdefault(id(p), p)
-        return list(seen.values())
+        return self.router.handles()
 
     def close_own_pipelines(self) -> list[Confirmation]:
         """Archive every pipeline this session created; returns the confirmations."""

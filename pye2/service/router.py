@@ -1,0 +1,132 @@
+"""Router: what an accepted event does to the session's state and which callbacks it reaches.
+
+It updates the :class:`~pye2.domain.network.NetworkView`, offers
+notifications to open confirmations, tracks archived pipelines, applies
+``filter_workers`` and calls the user callbacks through the
+:class:`~pye2.service.dispatch.Dispatcher`. The pipeline handles it routes to
+are indexed by ``(node, pipeline)``, under the node's alias and address, so
+routing costs O(1) in the number of pipelines and instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pye2.domain.messages import Event, HeartbeatEvent, NotificationEvent, PayloadEvent
+from pye2.domain.network import NetworkView
+from pye2.service.confirmations import ConfirmationTracker
+from pye2.service.dispatch import Dispatcher
+from pye2.service.payload import Payload
+from pye2.service.stats import SessionStats
+
+if TYPE_CHECKING:
+    from pye2.service.handles import Pipeline
+
+__all__ = ["Router"]
+
+PipelineKey = tuple[str, str]
+
+
+class Router:
+    """Routes events for one session (``owner`` is what session-level callbacks receive first)."""
+
+    def __init__(self, owner: Any, *, network: NetworkView, dispatcher: Dispatcher, stats: SessionStats,
+                 node_key: Callable[[str, str | None], str], filter_workers: set[str] | None) -> None:
+        self.owner = owner
+        self.network = network
+        self.dispatcher = dispatcher
+        self.stats = stats
+        self.node_key = node_key
+        self.filter_workers = filter_workers
+        self.confirmations: ConfirmationTracker | None = None
+        self.pipelines: dict[PipelineKey, Pipeline] = {}
+
+    # -- pipeline handles -----------------------------------------------------------------
+    def register(self, pipe: Pipeline, *aliases: str | None) -> None:
+        """Route ``pipe``'s messages to it, whether they name its node by id or by address."""
+        self.pipelines[(pipe.e2id, pipe.name)] = pipe
+        for other in aliases:
+            if other and other != pipe.e2id:
+                self.pipelines[(other, pipe.name)] = pipe
+
+    def unregister(self, pipe: Pipeline) -> None:
+        for key in [k for k, v in self.pipelines.items() if v is pipe]:
+            del self.pipelines[key]
+
+    def handles(self) -> list[Pipeline]:
+        """Each registered handle once."""
+        return list({id(p): p for p in self.pipelines.values()}.values())
+
+    def pipeline_of(self, alias: str, address: str | None, pipeline: str | None) -> tuple[PipelineKey, Pipeline] | None:
+        """The handle (and the key it is registered under) of the pipeline a message belongs to."""
+        if pipeline:
+            for key in ((alias, pipeline), (address, pipeline)) if address else ((alias, pipeline),):
+                pipe = self.pipelines.get(key)
+                if pipe is not None:
+                    return key, pipe
+        return None
+
+    # -- routing ---------------------------------------------------------------------------
+    def route(self, kind: str, event: Event, now: float) -> None:
+        """Apply one accepted event and run its callbacks."""
+        if isinstance(event, HeartbeatEvent):
+            self.network.heartbeat(event.alias, event.address, now, pipelines=event.pipelines,
+                                   whitelist=event.whitelist, secured=event.secured, status=event.status)
+        else:
+            self.network.seen(event.alias, event.address, now)
+        if isinstance(event, NotificationEvent):
+            if self.confirmations is not None:
+                self.confirmations.offer(event)
+            self._track_archive(event)
+        if self.filter_workers is not None and not (
+            event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)
+        ):
+            self.stats.bump("filtered")
+            return
+        if isinstance(event, HeartbeatEvent):
+            self._heartbeat(event)
+        elif isinstance(event, NotificationEvent):
+            self._notification(event)
+        else:
+            self._payload(event)
+        self.stats.count_delivered(kind)
+
+    def _heartbeat(self, event: HeartbeatEvent) -> None:
+        e2id = self.node_key(event.alias, event.address)
+        for cb in self.dispatcher.lookup("heartbeat", [("*",)]):
+            self.dispatcher.call(cb, self.owner, e2id, event.data)
+
+    def _notification(self, event: NotificationEvent) -> None:
+        payload = Payload(event.data)
+        found = self.pipeline_of(event.alias, event.address, event.pipeline)
+        if found is not None:
+            key, pipe = found
+            for cb in self.dispatcher.lookup("pipeline_notification", [key]):
+                self.dispatcher.call(cb, pipe, payload)
+            if event.signature and event.instance_id:
+                for cb in self.dispatcher.lookup("instance_notification", [(*key, event.signature, event.instance_id)]):
+                    self.dispatcher.call(cb, pipe, payload)
+        e2id = self.node_key(event.alias, event.address)
+        for cb in self.dispatcher.lookup("notification", [("*",)]):
+            self.dispatcher.call(cb, self.owner, e2id, payload)
+
+    def _payload(self, event: PayloadEvent) -> None:
+        payload = Payload(event.data)
+        found = self.pipeline_of(event.alias, event.address, event.pipeline)
+        if found is not None:
+            key, pipe = found
+            for cb in self.dispatcher.lookup("pipeline_data", [key]):
+                self.dispatcher.call(cb, pipe, event.signature, event.instance_id, payload)
+            for cb in self.dispatcher.lookup("instance_data", [(*key, event.signature, event.instance_id or "")]):
+                self.dispatcher.call(cb, pipe, payload)
+        e2id = self.node_key(event.alias, event.address)
+        for cb in self.dispatcher.lookup("payload", [("*",)]):
+            self.dispatcher.call(cb, self.owner, e2id, event.pipeline, event.signature, event.instance_id, payload)
+
+    def _track_archive(self, event: NotificationEvent) -> None:
+        if event.code == 4:
+            found = self.pipeline_of(event.alias, event.address, event.pipeline)
+            if found is not None:
+                self.unregister(found[1])
+                found[1]._on_archived()

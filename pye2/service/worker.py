@@ -1,0 +1,86 @@
+"""The session's dispatcher thread and its watchdog (wall-clock sessions only).
+
+One dispatcher thread drains the inbox and processes messages (decode,
+verify, user callbacks). The watchdog notices a user callback blocked longer
+than ``blocked_timeout``: it reports it, marks that callback busy (later
+deliveries to it are skipped and counted until it returns) and starts a fresh
+dispatcher thread, so delivery to every other callback goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from pye2.service.dispatch import Dispatcher
+from pye2.service.inbox import Inbox
+from pye2.service.stats import SessionStats
+
+__all__ = ["DispatchWorker"]
+
+log = logging.getLogger("pye2.session")
+
+
+class DispatchWorker:
+    """Runs ``process(kind, body)`` for every inbox item on a replaceable thread."""
+
+    def __init__(self, inbox: Inbox[tuple[str, bytes]], process: Callable[[str, bytes], None],
+                 dispatcher: Dispatcher, stats: SessionStats, *, name: str, blocked_timeout: float = 10.0) -> None:
+        self.inbox = inbox
+        self.process = process
+        self.dispatcher = dispatcher
+        self.stats = stats
+        self.name = name
+        self.blocked_timeout = blocked_timeout
+        self._generation = 0
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Start the dispatcher and the watchdog."""
+        self._spawn()
+        watchdog = threading.Thread(target=self._watch, name=f"pye2-watchdog-{self.name}", daemon=True)
+        self._threads.append(watchdog)
+        watchdog.start()
+
+    def stop(self) -> None:
+        """Close the inbox and join the threads (a thread stuck in user code is left behind)."""
+        self.inbox.close()
+        self._stop.set()
+        me = threading.current_thread()
+        for t in self._threads:
+            if t is not me:
+                t.join(timeout=5)
+
+    def _spawn(self) -> None:
+        self._generation += 1
+        gen = self._generation
+        t = threading.Thread(target=self._loop, args=(gen,), name=f"pye2-dispatch-{self.name}-{gen}", daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _loop(self, generation: int) -> None:
+        while not self.inbox.closed and generation == self._generation:
+            for kind, body in self.inbox.get_batch(256, timeout=0.5):
+                self.process(kind, body)
+                if generation != self._generation:
+                    break
+        if generation != self._generation:
+            # this thread was replaced while stuck in a callback; that callback may run again
+            self.dispatcher.busy.clear()
+
+    def _watch(self) -> None:
+        limit = self.blocked_timeout
+        while not self._stop.wait(min(limit / 4, 1.0)):
+            current = self.dispatcher.current
+            if current is not None and time.monotonic() - current[1] > limit:
+                callback = current[0]
+                log.error("user callback %s has been blocked for more than %.1f s; it is skipped until it "
+                          "returns and delivery continues on a new dispatcher thread",
+                          getattr(callback, "__qualname__", callback), limit)
+                self.stats.bump("slow_callbacks")
+                self.dispatcher.busy.add(id(callback))
+                self.dispatcher.current = None
+                self._spawn()
