@@ -1,7 +1,8 @@
 """Command confirmations: handles that resolve from the node's notifications.
 
 A command registers one :class:`Confirmation` holding one or more
-expectations (spec section 4: pipeline 1/-1, archive 4/-4, instance config
+expectations, each an :class:`~pye2.domain.notifications.ExpectedResponse`
+from a node (spec section 4: pipeline 1/-1, archive 4/-4, instance config
 100 or 120 / -100 or -120, instance command 101/-101). Each incoming
 notification is offered only to the expectations indexed under its
 ``(node, pipeline)``, so matching costs O(1) in the number of open commands.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pye2.domain.messages import NotificationEvent
+from pye2.domain.notifications import ExpectedResponse
 from pye2.errors import CommandFailed, CommandTimeout
 
 if TYPE_CHECKING:
@@ -29,23 +31,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Expectation:
-    """One notification a command waits for."""
+    """One notification a command waits for: from which node, and which response."""
 
     node: str
-    pipeline: str
-    success: frozenset[int]
-    failure: frozenset[int]
-    signature: str | None = None
-    instance_id: str | None = None
+    response: ExpectedResponse
     met: bool = False
 
-    def matches(self, event: NotificationEvent) -> bool:
-        if self.signature is not None:
-            if (event.signature or "").upper() != self.signature.upper():
-                return False
-            if event.instance_id != self.instance_id:
-                return False
-        return True
+    @property
+    def pipeline(self) -> str:
+        return self.response.pipeline
 
 
 class Confirmation:
@@ -166,15 +160,16 @@ class ConfirmationTracker:
                 keys.add((event.address, event.pipeline))
             hits = [pair for key in keys for pair in self._open.get(key, ())]
             for exp, conf in hits:
-                if conf.done or exp.met or not exp.matches(event):
+                if conf.done or exp.met:
                     continue
-                if event.code in exp.success:
+                verdict = exp.response.verdict(event.data)
+                if verdict is True:
                     exp.met = True
                     if all(e.met for e in conf.expectations):
                         self._finish(conf, True, None)
-                elif event.code in exp.failure:
+                elif verdict is False:
                     if event.text.startswith("Received duplicate"):
                         continue  # a real node warns about duplicates but still applies them
-                    detail = event.text or str(event.data.get("INFO", ""))
-                    self._finish(conf, False, CommandFailed(f"{conf.description}: node {event.alias} answered "
-                                                            f"{event.code}: {detail}"))
+                    self._finish(conf, False, CommandFailed(
+                        f"{conf.description}: node {event.alias} answered {event.code}: "
+                        f"{exp.response.reason(event.data)}"))

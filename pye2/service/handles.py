@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pye2.domain.codecs.code import code_to_base64
+from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.pipeline import InstanceConfig, PipelineConfig, parse_instance_handle, upper_keys
 from pye2.errors import CommandTimeout, ConfigError
 from pye2.service.confirmations import Confirmation, Expectation
@@ -30,17 +31,8 @@ __all__ = ["Instance", "Pipeline"]
 
 log = logging.getLogger("pye2.pipeline")
 
-PIPELINE_OK = (frozenset({1}), frozenset({-1}))
-ARCHIVE_OK = (frozenset({4}), frozenset({-4}))
-INSTANCE_CONFIG_OK = (frozenset({100, 120}), frozenset({-100, -120}))
-INSTANCE_COMMAND_OK = (frozenset({101}), frozenset({-101}))
 CUSTOM_SIGNATURE = "CUSTOM_EXEC_01"
 REST_SIGNATURE = "REST_CUSTOM_EXEC_01"
-
-
-def _expect(node: str, pipeline: str, codes: tuple[frozenset[int], frozenset[int]],
-            signature: str | None = None, instance_id: str | None = None) -> Expectation:
-    return Expectation(node, pipeline, codes[0], codes[1], signature, instance_id)
 
 
 def _read_code(plain_code: str | None, plain_code_path: str | Path | None) -> str:
@@ -185,7 +177,7 @@ class Pipeline:
                 self._removers.append(d.add("instance_notification", key, on_notification))
 
     def _deploy(self, description: str, extra: list[Expectation] | None = None) -> Confirmation:
-        expect = [_expect(self.e2id, self.name, PIPELINE_OK), *(extra or [])]
+        expect = [Expectation(self.e2id, ExpectedResponse.pipeline_ok(self.name)), *(extra or [])]
         return self.session.send_command(self.e2id, "UPDATE_CONFIG", self.config.to_dict(),
                                          expect=expect, description=description)
 
@@ -230,7 +222,7 @@ class Pipeline:
         self.config = self.config.with_instance(inst_cfg)
         self._listen_instance(signature, instance_id, on_data, on_notification)
         conf = self._deploy(f"start {signature}/{instance_id} in {self.name!r} on {self.e2id}",
-                            [_expect(self.e2id, self.name, INSTANCE_CONFIG_OK, signature, instance_id)])
+                            [Expectation(self.e2id, ExpectedResponse.instance_configured(self.name, signature, instance_id))])
         inst = Instance(self, signature, instance_id, conf)
         self.instances[(signature.upper(), instance_id)] = inst
         return inst
@@ -313,8 +305,8 @@ class Pipeline:
         payload = {"NAME": self.name, "SIGNATURE": signature, "INSTANCE_ID": instance_id, "INSTANCE_CONFIG": delta}
         return self.session.send_command(
             self.e2id, "UPDATE_PIPELINE_INSTANCE", payload,
-            expect=[_expect(self.e2id, self.name, PIPELINE_OK),
-                    _expect(self.e2id, self.name, INSTANCE_CONFIG_OK, signature, instance_id)],
+            expect=[Expectation(self.e2id, ExpectedResponse.pipeline_ok(self.name)),
+                    Expectation(self.e2id, ExpectedResponse.instance_configured(self.name, signature, instance_id))],
             description=f"update {signature}/{instance_id} in {self.name!r} on {self.e2id}")
 
     def send_instance_command(self, signature: str, instance_id: str, command: Any, **params: Any) -> Confirmation:
@@ -328,7 +320,7 @@ class Pipeline:
                    "INSTANCE_CONFIG": {"INSTANCE_COMMAND": body}}
         return self.session.send_command(
             self.e2id, "UPDATE_PIPELINE_INSTANCE", payload,
-            expect=[_expect(self.e2id, self.name, INSTANCE_COMMAND_OK, signature, instance_id)],
+            expect=[Expectation(self.e2id, ExpectedResponse.instance_command(self.name, signature, instance_id))],
             description=f"command to {signature}/{instance_id} in {self.name!r} on {self.e2id}")
 
     def send_pipeline_command(self, command: Any, **params: Any) -> Confirmation:
@@ -389,7 +381,7 @@ class Pipeline:
         if self.closed:
             return self.session.confirmations.register("close (already closed)", [], None)  # type: ignore[union-attr]
         conf = self.session.send_command(self.e2id, "ARCHIVE_CONFIG", self.name,
-                                         expect=[_expect(self.e2id, self.name, ARCHIVE_OK)],
+                                         expect=[Expectation(self.e2id, ExpectedResponse.pipeline_archived(self.name))],
                                          description=f"archive pipeline {self.name!r} on {self.e2id}")
         return conf
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pye2.domain.messages import KIND_HEARTBEAT, KIND_NOTIFICATION, KIND_PAYLOAD, Rejected
 from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView
+from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.errors import ConfigError, NodeOffline, PipelineNotFound, Pye2Error, TransportError
 from pye2.ports.clock import Clock
@@ -466,13 +467,13 @@ class Session:
         """Send ``UPDATE_CONFIG`` with a whole pipeline config (original SDK name)."""
         name = str(stream_config.get("NAME", ""))
         return self.send_command(worker, "UPDATE_CONFIG", stream_config,
-                                 expect=[Expectation(worker, name, frozenset({1}), frozenset({-1}))],
+                                 expect=[Expectation(worker, ExpectedResponse.pipeline_ok(name))],
                                  description=f"update pipeline {name!r} on {worker}")
 
     def send_command_delete_pipeline(self, worker: str, stream_name: str) -> Confirmation:
         """Archive a pipeline (``ARCHIVE_CONFIG``, as the original SDK did)."""
         return self.send_command(worker, "ARCHIVE_CONFIG", stream_name,
-                                 expect=[Expectation(worker, stream_name, frozenset({4}), frozenset({-4}))],
+                                 expect=[Expectation(worker, ExpectedResponse.pipeline_archived(stream_name))],
                                  description=f"archive pipeline {stream_name!r} on {worker}")
 
     # ------------------------------------------------------------------ pipelines
