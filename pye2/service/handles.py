@@ -170,7 +170,7 @@ class Pipeline:
     def _listen_instance(self, signature: str, instance_id: str, on_data: Callable[..., Any] | None,
                          on_notification: Callable[..., Any] | None) -> None:
         d = self.session.dispatcher
-        for key in self._instance_keys(signature, instance_id)[:1]:
+        for key in self._instance_keys(signature, instance_id):  # messages may name the node either way
             if on_data is not None:
                 self._removers.append(d.add("instance_data", key, on_data))
             if on_notification is not None:

@@ -216,3 +216,33 @@ def test_context_manager_and_pipeline_type(net: Any) -> None:
         pipe = sess.create_pipeline(e2id=net.node_ids[1], name="cm", data_source="Void", wait=True)
         assert isinstance(pipe, Pipeline)
     assert not sess.is_connected
+
+
+@pytest.mark.parametrize("encrypt", [False, True])
+def test_ratio1_profile_commands_by_address_optionally_encrypted(encrypt: bool) -> None:
+    with SimulatedNetwork(nodes=2, seed=3, profile="RATIO1") as net:
+        wire_commands: list[dict[str, Any]] = []
+        sniffer = net.transport()
+        sniffer.connect()
+        sniffer.subscribe(f"{net.profile.root}/+/config", lambda d: wire_commands.append(json.loads(d.body)))
+        seen: list[str] = []
+        sess = Session(transport=net.transport(), clock=net.clock, identity=Identity.generate(), profile="RATIO1",
+                       encrypt_comms=encrypt, on_heartbeat=lambda s, e2id, d: seen.append(e2id))
+        sess.connect()
+        address = net.nodes[net.node_ids[0]].address
+        assert sess.wait_for_node(address, 30)
+        sess.sleep(11)
+        assert address in seen and address.startswith("0xai_")
+        pipe = sess.create_pipeline(e2id=address, name="r1", data_source="Void", wait=True)
+        got: list[Any] = []
+        pipe.start_custom_plugin(instance_id="x", plain_code="_result = 1", on_data=lambda p, r: got.append(r),
+                                 process_delay=1)
+        sess.sleep(3)
+        assert got and got[0] == 1
+        cmd = wire_commands[0]
+        assert cmd["EE_DEST"] == address and cmd["SIGN_CANON_V"] == "v2" and "TIME" in cmd
+        if encrypt:
+            assert cmd["EE_IS_ENCRYPTED"] is True and "ACTION" not in cmd and "PAYLOAD" not in cmd
+        else:
+            assert cmd["ACTION"] == "UPDATE_CONFIG"
+        sess.close()
