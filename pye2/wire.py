@@ -89,12 +89,20 @@ def __dir__() -> list[str]:
 
 
 def default_verifier() -> Verifier:
-    """The process-wide verifier used when ``verifier=None`` (created on first use)."""
+    """The process-wide verifier used when ``verifier=None`` (created on first use).
+
+    The fastest available backend: coincurve (libsecp256k1, extra ``fast``) when
+    importable, else cryptography; ``PYE2_VERIFIER=cryptography`` forces the default
+    (see :func:`pye2.adapters.select.best_verifier`). Both give identical verdicts;
+    an unknown ``PYE2_VERIFIER`` raises ``PluginNotFound`` on first use.
+    """
     global _default_verifier
     if _default_verifier is None:
         with _default_lock:
             if _default_verifier is None:
-                _default_verifier = CryptographyVerifier()
+                from pye2.adapters.select import best_verifier
+
+                _default_verifier = best_verifier()
     return _default_verifier
 
 

@@ -15,11 +15,15 @@ def pye2_register_serializers(register: Register) -> None:
     register("json", lazy("pye2.adapters.json_serializer", "JsonSerializer"))
     register("msgpack", lazy("pye2.adapters.msgpack_serializer", "MsgpackSerializer"),
              requires=("msgpack",), extra="msgpack")
+    register("orjson", lazy("pye2.adapters.orjson_serializer", "OrjsonSerializer"),
+             requires=("orjson",), extra="fast")
 
 
 @hookimpl
 def pye2_register_signers(register: Register) -> None:
     register("cryptography", lazy("pye2.adapters.secp256k1", "CryptographyBackend"))
+    register("coincurve", lazy("pye2.adapters.coincurve_backend", "CoincurveBackend"),
+             requires=("coincurve",), extra="fast")
 
 
 @hookimpl
