@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pye2.domain.codecs.code import code_to_base64
 from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.pipeline import InstanceConfig, PipelineConfig, parse_instance_handle, upper_keys
-from pye2.errors import CommandTimeout, ConfigError
+from pye2.errors import CommandTimeout, ConfigError, Pye2Error
 from pye2.service.confirmations import Confirmation, Expectation
 from pye2.service.payload import Payload
 
@@ -140,7 +140,12 @@ class Pipeline:
         pipe = cls(session, e2id, pcfg, owned=True)
         pipe._listen(on_data, on_notification)
         session._register_pipeline(pipe)
-        pipe.confirmation = pipe._deploy(f"create pipeline {name!r} on {e2id}")
+        try:
+            pipe.confirmation = pipe._deploy(f"create pipeline {name!r} on {e2id}")
+        except Pye2Error:  # never sent: leave no handle behind
+            pipe._on_archived()
+            session.router.unregister(pipe)
+            raise
         return pipe
 
     @classmethod
@@ -176,10 +181,19 @@ class Pipeline:
             if on_notification is not None:
                 self._removers.append(d.add("instance_notification", key, on_notification))
 
-    def _deploy(self, description: str, extra: list[Expectation] | None = None) -> Confirmation:
+    def _deploy(self, description: str, extra: list[Expectation] | None = None, *,
+                config: PipelineConfig | None = None) -> Confirmation:
+        """Send the whole pipeline (``config``, default the current one); adopt it once it is sent.
+
+        If sending raises, the handle keeps its previous config, so a later update
+        does not quietly carry a change that never left.
+        """
+        new = self.config if config is None else config
         expect = [Expectation(self.e2id, ExpectedResponse.pipeline_ok(self.name)), *(extra or [])]
-        return self.session.send_command(self.e2id, "UPDATE_CONFIG", self.config.to_dict(),
-                                         expect=expect, description=description)
+        conf = self.session.send_command(self.e2id, "UPDATE_CONFIG", new.to_dict(), expect=expect,
+                                         description=description)
+        self.config = new
+        return conf
 
     def _check_open(self) -> None:
         if self.closed:
@@ -219,10 +233,18 @@ class Pipeline:
         """
         self._check_open()
         inst_cfg = InstanceConfig.create(signature, instance_id, params or {}, **kwargs)
-        self.config = self.config.with_instance(inst_cfg)
+        listening = len(self._removers)
         self._listen_instance(signature, instance_id, on_data, on_notification)
-        conf = self._deploy(f"start {signature}/{instance_id} in {self.name!r} on {self.e2id}",
-                            [Expectation(self.e2id, ExpectedResponse.instance_configured(self.name, signature, instance_id))])
+        try:
+            conf = self._deploy(
+                f"start {signature}/{instance_id} in {self.name!r} on {self.e2id}",
+                [Expectation(self.e2id, ExpectedResponse.instance_configured(self.name, signature, instance_id))],
+                config=self.config.with_instance(inst_cfg))
+        except Pye2Error:
+            for remove in self._removers[listening:]:
+                remove()
+            del self._removers[listening:]
+            raise
         inst = Instance(self, signature, instance_id, conf)
         self.instances[(signature.upper(), instance_id)] = inst
         return inst
@@ -237,10 +259,10 @@ class Pipeline:
             signature, instance_id = handle.signature, handle.instance_id
         real_sig = next((i.signature for i in self.config.instances
                          if i.signature.upper() == signature.upper() and i.instance_id == instance_id), signature)
-        self.config = self.config.without_instance(real_sig, instance_id)
+        conf = self._deploy(f"stop {real_sig}/{instance_id} in {self.name!r} on {self.e2id}",
+                            config=self.config.without_instance(real_sig, instance_id))
         self.instances.pop((real_sig.upper(), instance_id), None)
         keys = self._instance_keys(real_sig, instance_id)
-        conf = self._deploy(f"stop {real_sig}/{instance_id} in {self.name!r} on {self.e2id}")
 
         def forget(done: Confirmation) -> None:
             # payloads the instance sent before the node applied the stop still reach its callbacks
@@ -301,13 +323,15 @@ class Pipeline:
         """``UPDATE_PIPELINE_INSTANCE``: merge parameters into a running instance."""
         self._check_open()
         delta = upper_keys({**(config or {}), **kwargs})
-        self.config = self.config.with_instance_config(signature, instance_id, delta)
+        updated = self.config.with_instance_config(signature, instance_id, delta)
         payload = {"NAME": self.name, "SIGNATURE": signature, "INSTANCE_ID": instance_id, "INSTANCE_CONFIG": delta}
-        return self.session.send_command(
+        conf = self.session.send_command(
             self.e2id, "UPDATE_PIPELINE_INSTANCE", payload,
             expect=[Expectation(self.e2id, ExpectedResponse.pipeline_ok(self.name)),
                     Expectation(self.e2id, ExpectedResponse.instance_configured(self.name, signature, instance_id))],
             description=f"update {signature}/{instance_id} in {self.name!r} on {self.e2id}")
+        self.config = updated
+        return conf
 
     def send_instance_command(self, signature: str, instance_id: str, command: Any, **params: Any) -> Confirmation:
         """A one-shot command to an instance (``INSTANCE_COMMAND``; confirmed by 101)."""
@@ -336,8 +360,8 @@ class Pipeline:
     def update_acquisition_parameters(self, config: dict[str, Any] | None = None, **kwargs: Any) -> Confirmation:
         """Change top-level pipeline settings (``URL``, ``CAP_RESOLUTION``...) and resend."""
         self._check_open()
-        self.config = self.config.with_config(config, **kwargs)
-        return self._deploy(f"update pipeline {self.name!r} on {self.e2id}")
+        return self._deploy(f"update pipeline {self.name!r} on {self.e2id}",
+                            config=self.config.with_config(config, **kwargs))
 
     # ---------------------------------------------------------------- one-shot code
     def wait_exec(self, *, plain_code: str | None = None, plain_code_path: str | Path | None = None,

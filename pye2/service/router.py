@@ -41,6 +41,7 @@ class Router:
         self.filter_workers = filter_workers
         self.confirmations: ConfirmationTracker | None = None
         self.pipelines: dict[PipelineKey, Pipeline] = {}
+        self._payload_seq: dict[str, int] = {}
 
     # -- pipeline handles -----------------------------------------------------------------
     def register(self, pipe: Pipeline, *aliases: str | None) -> None:
@@ -76,9 +77,11 @@ class Router:
         else:
             self.network.seen(event.alias, event.address, now)
         if isinstance(event, NotificationEvent):
+            self._track_archive(event)  # first, so a confirmed archive finds the handle closed
             if self.confirmations is not None:
                 self.confirmations.offer(event)
-            self._track_archive(event)
+        elif isinstance(event, PayloadEvent):
+            self._check_sequence(event)
         if self.filter_workers is not None and not (
             event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)
         ):
@@ -91,6 +94,26 @@ class Router:
         else:
             self._payload(event)
         self.stats.count_delivered(kind)
+
+    def _check_sequence(self, event: PayloadEvent) -> None:
+        """Count payloads a node numbered but we never got (``EE_MESSAGE_SEQ`` gaps).
+
+        Nodes number their payloads per communicator. A jump forward means payloads
+        were lost on the way (or rejected: those are also counted under ``rejected``);
+        a step back means the node restarted and numbers from scratch.
+        """
+        seq = event.data.get("EE_MESSAGE_SEQ")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
+        node = event.address or event.alias
+        last = self._payload_seq.get(node)
+        self._payload_seq[node] = seq
+        if last is None or seq <= last:
+            if last is not None and seq == last:
+                self.stats.bump("duplicate_payloads")
+            return
+        if seq > last + 1:
+            self.stats.bump("missed_payloads", seq - last - 1)
 
     def _heartbeat(self, event: HeartbeatEvent) -> None:
         e2id = self.node_key(event.alias, event.address)

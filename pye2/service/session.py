@@ -29,7 +29,7 @@ from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.errors import ConfigError, NodeOffline, PipelineNotFound, Pye2Error, TransportError
 from pye2.ports.clock import Clock
-from pye2.ports.transport import Delivery, Subscription, Transport
+from pye2.ports.transport import ConnectionEvent, Delivery, Subscription, Transport
 from pye2.service.confirmations import Confirmation, ConfirmationTracker, Expectation
 from pye2.service.dispatch import Dispatcher
 from pye2.service.engine import ProtocolEngine
@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 log = logging.getLogger("pye2.session")
+
+#: inbox items of this kind carry a ConnectionEvent for ``on_connection``
+KIND_CONNECTION = "connection"
 
 #: default key file, as the original SDK's ``_pk_sdk.pem`` (inside PYE2_HOME, default ~/.pye2)
 DEFAULT_KEY_FILE = "_pk_sdk.pem"
@@ -136,7 +139,7 @@ class Session:
         self.stats = SessionStats()
         self.network = NetworkView(self.online_timeout)
         self.dispatcher = Dispatcher(self.stats, float(kwargs.get("slow_callback_threshold", 1.0)))
-        self.inbox: Inbox[tuple[str, bytes]] = Inbox(
+        self.inbox: Inbox[tuple[str, Any]] = Inbox(
             int(kwargs.get("inbox_size", 100_000)), kwargs.get("inbox_policy", "drop_oldest"),
             on_overflow=lambda _item: self.stats.bump("dropped"),
         )
@@ -285,8 +288,12 @@ class Session:
         else:
             self.inbox.close()
 
-    def _deliver_connection_event(self, listener: Callable[..., Any], event: Any) -> None:
-        self.dispatcher.call(listener, self, event)
+    def _deliver_connection_event(self, listener: Callable[..., Any], event: ConnectionEvent) -> None:
+        """Connection changes reach ``on_connection`` like messages: off the network thread, in order."""
+        if self._threaded:
+            self.inbox.put((KIND_CONNECTION, event))
+        else:
+            self.dispatcher.call(listener, self, event)
 
     @property
     def is_connected(self) -> bool:
@@ -337,7 +344,14 @@ class Session:
         return f"<Session {self.name!r} {self.profile.name} {state}>"
 
     # ------------------------------------------------------------------ inbound
-    def _process(self, kind: str, body: bytes) -> None:
+    def _process(self, kind: str, body: Any) -> None:
+        if kind == KIND_CONNECTION:
+            listener = self._options.get("on_connection")
+            if listener is not None:
+                self.dispatcher.call(listener, self, body)
+            with self._cond:
+                self._cond.notify_all()
+            return
         assert self.engine is not None and self.clock is not None
         now = self.clock.time()
         event = self.engine.receive(kind, body, now)

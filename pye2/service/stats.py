@@ -18,6 +18,11 @@ class SessionStats:
     as exactly one of ``delivered`` (by kind), ``rejected`` (by reason),
     ``filtered`` (``filter_workers``) or ``dropped`` (inbox overflow), so
     ``received == sum(delivered) + sum(rejected) + filtered + dropped + queued``.
+
+    ``missed_payloads`` counts payloads that never arrived at all, from gaps in
+    each node's ``EE_MESSAGE_SEQ`` (a payload rejected on arrival also leaves a
+    gap; under RATIO1 payloads addressed to other receivers do too).
+    ``duplicate_payloads`` counts repeats of the last number (at-least-once QoS).
     """
 
     received: int = 0
@@ -25,6 +30,8 @@ class SessionStats:
     rejected: Counter[str] = field(default_factory=Counter)
     filtered: int = 0
     dropped: int = 0
+    missed_payloads: int = 0
+    duplicate_payloads: int = 0
     callback_errors: int = 0
     slow_callbacks: int = 0
     skipped_busy_callbacks: int = 0
@@ -58,6 +65,8 @@ class SessionStats:
                 "rejected": dict(self.rejected),
                 "filtered": self.filtered,
                 "dropped": self.dropped,
+                "missed_payloads": self.missed_payloads,
+                "duplicate_payloads": self.duplicate_payloads,
                 "callback_errors": self.callback_errors,
                 "slow_callbacks": self.slow_callbacks,
                 "skipped_busy_callbacks": self.skipped_busy_callbacks,

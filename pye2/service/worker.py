@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pye2.service.dispatch import Dispatcher
 from pye2.service.inbox import Inbox
@@ -24,9 +25,9 @@ log = logging.getLogger("pye2.session")
 
 
 class DispatchWorker:
-    """Runs ``process(kind, body)`` for every inbox item on a replaceable thread."""
+    """Runs ``process(kind, item)`` for every inbox item on a replaceable thread."""
 
-    def __init__(self, inbox: Inbox[tuple[str, bytes]], process: Callable[[str, bytes], None],
+    def __init__(self, inbox: Inbox[tuple[str, Any]], process: Callable[[str, Any], None],
                  dispatcher: Dispatcher, stats: SessionStats, *, name: str, blocked_timeout: float = 10.0) -> None:
         self.inbox = inbox
         self.process = process

@@ -246,3 +246,22 @@ def test_ratio1_profile_commands_by_address_optionally_encrypted(encrypt: bool) 
         else:
             assert cmd["ACTION"] == "UPDATE_CONFIG"
         sess.close()
+
+
+def test_a_command_that_could_not_be_sent_leaves_the_handles_unchanged(net: Any, session: Session) -> None:
+    from pye2.errors import TransportError
+
+    pipe = session.create_pipeline(e2id=net.node_ids[0], name="kept", data_source="Void", wait=True)
+    before = pipe.config
+    session.transport.close()  # type: ignore[union-attr]
+    with pytest.raises(TransportError):
+        pipe.start_plugin_instance(signature="SIMPLE_COUNTER", instance_id="never", on_data=print)
+    assert pipe.config == before and not pipe.instances
+    with pytest.raises(TransportError):
+        pipe.update_acquisition_parameters(cap_resolution=5)
+    assert pipe.config == before
+    with pytest.raises(TransportError):
+        session.create_pipeline(e2id=net.node_ids[0], name="phantom", data_source="Void")
+    assert session.get_pipeline(net.node_ids[0], "phantom") is None
+    assert [p.name for p in session.pipelines] == ["kept"]
+    assert session.stats.commands_failed == 3

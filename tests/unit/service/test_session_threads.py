@@ -89,3 +89,25 @@ def test_session_counts_inbox_drops_as_dropped(realtime_net: Any) -> None:
         sess.close()
     stats = sess.stats.as_dict()
     assert stats["received"] >= stats["dropped"] + sum(stats["delivered"].values())
+
+
+@pytest.mark.mqtt
+def test_connection_events_reach_on_connection_off_the_network_thread(mqtt_url: str) -> None:
+    events: list[tuple[str, str]] = []
+    reconnected = threading.Event()
+
+    def on_connection(sess: Session, event: Any) -> None:
+        events.append((event.state, threading.current_thread().name))
+        if event.state == "connected" and any(s == "disconnected" for s, _ in events):
+            reconnected.set()
+
+    sess = Session(transport=mqtt_url, identity=Identity.generate(), on_connection=on_connection,
+                   root_topic=f"pye2conn{threading.get_ident()}", env_file=None)
+    sess.connect()
+    try:
+        sess.transport.force_reconnect()  # type: ignore[union-attr]
+        assert reconnected.wait(20), events
+        assert sess.is_connected
+    finally:
+        sess.close()
+    assert events and all(name.startswith("pye2-dispatch") for _, name in events), events
