@@ -14,7 +14,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pye2.domain.messages import NotificationEvent
@@ -97,32 +97,53 @@ class Confirmation:
         return callbacks
 
 
-@dataclass
 class ConfirmationTracker:
-    """Index of open expectations by ``(node, pipeline)``."""
+    """Open confirmations, and the expectations of the sent ones indexed by ``(node, pipeline)``.
 
-    clock: Clock
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    _open: dict[tuple[str, str], list[tuple[Expectation, Confirmation]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    failed: int = 0
+    A confirmation is *registered* when its command is built and *activated*
+    when the command is actually sent: only then can notifications settle it
+    and its timeout start. Done-callbacks run after the lock is released.
+    """
 
-    def register(self, description: str, expectations: list[Expectation], timeout: float | None) -> Confirmation:
+    def __init__(self, clock: Clock, cond: threading.Condition | None = None) -> None:
+        self.clock = clock
+        self.cond = cond if cond is not None else threading.Condition()
+        self._open: dict[tuple[str, str], list[tuple[Expectation, Confirmation]]] = defaultdict(list)
+        self._all: dict[int, Confirmation] = {}
+        self.failed = 0
+
+    def register(self, description: str, expectations: list[Expectation]) -> Confirmation:
+        """A pending confirmation (already confirmed when there is nothing to expect)."""
         conf = Confirmation(description, expectations, self)
-        with self.cond:
-            for exp in expectations:
-                self._open[(exp.node, exp.pipeline)].append((exp, conf))
-        if expectations and timeout is not None and timeout > 0:
-            conf._timer = self.clock.call_later(timeout, lambda: self._expire(conf, timeout))
+        if expectations:
+            with self.cond:
+                self._all[id(conf)] = conf
         return conf
 
-    def pending(self) -> int:
+    def activate(self, conf: Confirmation, timeout: float | None) -> None:
+        """The command was sent: match notifications from now on, and start its timeout."""
         with self.cond:
-            return sum(len(v) for v in self._open.values())
+            if conf.done:
+                return
+            for exp in conf.expectations:
+                self._open[(exp.node, exp.pipeline)].append((exp, conf))
+        if timeout is not None and timeout > 0:
+            conf._timer = self.clock.call_later(timeout, lambda: self._expire(conf, timeout))
 
-    def _finish(self, conf: Confirmation, ok: bool, error: Exception | None) -> None:
+    def pending(self) -> int:
+        """Confirmations not settled yet (sent or waiting their turn)."""
+        with self.cond:
+            return len(self._all)
+
+    def fail(self, conf: Confirmation, error: Exception) -> None:
+        """Settle ``conf`` as failed (its command could not be sent)."""
+        with self.cond:
+            callbacks = self._finish(conf, False, error)
+        self._run(conf, callbacks)
+
+    def _finish(self, conf: Confirmation, ok: bool, error: Exception | None) -> list[Callable[[Confirmation], None]]:
         callbacks = conf._resolve(ok, error)
+        self._all.pop(id(conf), None)
         for exp in conf.expectations:
             bucket = self._open.get((exp.node, exp.pipeline))
             if bucket:
@@ -132,6 +153,10 @@ class ConfirmationTracker:
         if not ok:
             self.failed += 1
         self.cond.notify_all()
+        return callbacks
+
+    @staticmethod
+    def _run(conf: Confirmation, callbacks: list[Callable[[Confirmation], None]]) -> None:
         for cb in callbacks:
             try:
                 cb(conf)
@@ -140,20 +165,23 @@ class ConfirmationTracker:
 
     def _expire(self, conf: Confirmation, timeout: float) -> None:
         with self.cond:
-            if not conf.done:
-                self._finish(conf, False, CommandTimeout(f"{conf.description}: no confirmation within {timeout} s"))
+            callbacks = [] if conf.done else self._finish(
+                conf, False, CommandTimeout(f"{conf.description}: no confirmation within {timeout} s"))
+        self._run(conf, callbacks)
 
     def fail_all(self, reason: str) -> None:
         """Fail every open confirmation (session closing, transport gave up)."""
         with self.cond:
-            confs = {id(c): c for bucket in self._open.values() for _, c in bucket}
-            for conf in confs.values():
-                self._finish(conf, False, CommandFailed(f"{conf.description}: {reason}"))
+            settled = [(c, self._finish(c, False, CommandFailed(f"{c.description}: {reason}")))
+                       for c in list(self._all.values())]
+        for conf, callbacks in settled:
+            self._run(conf, callbacks)
 
     def offer(self, event: NotificationEvent) -> None:
         """Match a notification against the expectations of its (node, pipeline)."""
         if event.code is None or event.pipeline is None:
             return
+        settled: list[tuple[Confirmation, list[Callable[[Confirmation], None]]]] = []
         with self.cond:
             keys = {(event.alias, event.pipeline)}
             if event.address:
@@ -166,10 +194,12 @@ class ConfirmationTracker:
                 if verdict is True:
                     exp.met = True
                     if all(e.met for e in conf.expectations):
-                        self._finish(conf, True, None)
+                        settled.append((conf, self._finish(conf, True, None)))
                 elif verdict is False:
                     if event.text.startswith("Received duplicate"):
                         continue  # a real node warns about duplicates but still applies them
-                    self._finish(conf, False, CommandFailed(
+                    settled.append((conf, self._finish(conf, False, CommandFailed(
                         f"{conf.description}: node {event.alias} answered {event.code}: "
-                        f"{exp.response.reason(event.data)}"))
+                        f"{exp.response.reason(event.data)}"))))
+        for conf, callbacks in settled:
+            self._run(conf, callbacks)

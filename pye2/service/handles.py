@@ -125,7 +125,7 @@ class Pipeline:
         self.owned = owned
         self.closed = False
         assert session.confirmations is not None, "pipelines are made by a connected session"
-        self.confirmation: Confirmation = session.confirmations.register(f"pipeline {config.name}", [], None)
+        self.confirmation: Confirmation = session.confirmations.register(f"pipeline {config.name}", [])
         self.instances: dict[tuple[str, str], Instance] = {}
         self._removers: list[Callable[[], None]] = []
 
@@ -152,7 +152,7 @@ class Pipeline:
     def _attach(cls, session: Session, e2id: str, stored: dict[str, Any], on_data: Callable[..., Any] | None,
                 on_notification: Callable[..., Any] | None) -> Pipeline:
         pipe = cls(session, e2id, PipelineConfig.from_dict(stored), owned=False)
-        pipe.confirmation = session.confirmations.register("attach", [], None)  # type: ignore[union-attr]
+        pipe.confirmation = session.confirmations.register("attach", [])  # type: ignore[union-attr]
         pipe._listen(on_data, on_notification)
         session._register_pipeline(pipe)
         return pipe
@@ -307,7 +307,7 @@ class Pipeline:
                            on_notification: Callable[..., Any] | None = None) -> Instance:
         """Receive an existing instance's payloads with ``on_data(pipeline, payload)``."""
         self._listen_instance(signature, instance_id, on_data, on_notification)
-        conf = self.session.confirmations.register("attach", [], None)  # type: ignore[union-attr]
+        conf = self.session.confirmations.register("attach", [])  # type: ignore[union-attr]
         inst = Instance(self, signature, instance_id, conf)
         self.instances[(signature.upper(), instance_id)] = inst
         return inst
@@ -403,7 +403,7 @@ class Pipeline:
     def close(self) -> Confirmation:
         """Archive the pipeline on the node (``ARCHIVE_CONFIG``; confirmed by code 4)."""
         if self.closed:
-            return self.session.confirmations.register("close (already closed)", [], None)  # type: ignore[union-attr]
+            return self.session.confirmations.register("close (already closed)", [])  # type: ignore[union-attr]
         conf = self.session.send_command(self.e2id, "ARCHIVE_CONFIG", self.name,
                                          expect=[Expectation(self.e2id, ExpectedResponse.pipeline_archived(self.name))],
                                          description=f"archive pipeline {self.name!r} on {self.e2id}")

@@ -35,6 +35,7 @@ from pye2.service.dispatch import Dispatcher
 from pye2.service.engine import ProtocolEngine
 from pye2.service.inbox import Inbox
 from pye2.service.router import Router
+from pye2.service.sequencer import CommandSequencer
 from pye2.service.settings import resolve_settings
 from pye2.service.stats import SessionStats
 from pye2.service.worker import DispatchWorker
@@ -190,6 +191,7 @@ class Session:
             )
             self.confirmations = ConfirmationTracker(self.clock, self._cond)
             self.router.confirmations = self.confirmations
+            self._sequencer = CommandSequencer(self.confirmations, transport.publish, self.stats)
             listener = self._options.get("on_connection")
             if listener is not None and hasattr(transport, "add_connection_listener"):
                 transport.add_connection_listener(lambda ev: self._deliver_connection_event(listener, ev))
@@ -451,7 +453,12 @@ class Session:
         description: str | None = None,
         timeout: float | None = None,
     ) -> Confirmation:
-        """Sign and send one command; the returned handle resolves from the node's notifications."""
+        """Sign and send one command; the returned handle resolves from the node's notifications.
+
+        A command that expects a confirmation is sent once the previous one for
+        the same pipeline on the same node has settled (see
+        :mod:`pye2.service.sequencer`); a failure to send it now raises.
+        """
         self.connect()
         assert self.engine is not None and self.transport is not None and self.confirmations is not None
         rec = self.network.find(node)
@@ -465,16 +472,9 @@ class Session:
         for exp in expect or []:
             exp.node = alias
             expectations.append(exp)
-        conf = self.confirmations.register(description or f"{action} to {node}", expectations,
-                                           self.command_timeout if timeout is None else timeout)
-        try:
-            self.transport.publish(topic, body)
-        except Pye2Error as exc:
-            self.stats.bump("commands_failed")
-            with self._cond:
-                self.confirmations._finish(conf, False, exc) if not conf.done else None
-            raise
-        self.stats.bump("commands_sent")
+        conf = self.confirmations.register(description or f"{action} to {node}", expectations)
+        lane = (alias, expectations[0].pipeline) if expectations else None
+        self._sequencer.submit(lane, topic, body, conf, self.command_timeout if timeout is None else timeout)
         return conf
 
     def send_command_update_pipeline(self, worker: str, stream_config: dict[str, Any]) -> Confirmation:

@@ -438,11 +438,6 @@ def shared(request: pytest.FixtureRequest) -> Iterator[SharedBroker]:
     yield from shared_broker(request)
 
 
-@pytest.mark.xfail(strict=True, raises=LostCommandConfirmed, reason=(
-    "ConfirmationTracker.offer resolves EVERY open expectation of (node, pipeline[, signature, "
-    "instance]) with the first notification carrying a success code: nothing ties a notification "
-    "to the command that caused it, so a command lost in transit is reported confirmed by the "
-    "notifications of a later command to the same target"))
 def test_a_command_lost_in_transit_is_not_reported_confirmed(shared: SharedBroker) -> None:
     """Deterministic: the fault plan drops the session's first update before it reaches the broker."""
     node_id = "sim-node-1"

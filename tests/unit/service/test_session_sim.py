@@ -265,3 +265,32 @@ def test_a_command_that_could_not_be_sent_leaves_the_handles_unchanged(net: Any,
     assert session.get_pipeline(net.node_ids[0], "phantom") is None
     assert [p.name for p in session.pipelines] == ["kept"]
     assert session.stats.commands_failed == 3
+
+
+def test_a_lost_command_is_reported_lost_not_confirmed_by_a_later_one(net: Any, session: Session) -> None:
+    node = net.node_ids[0]
+    pipe = session.create_pipeline(e2id=node, name="seq", data_source="Void", wait=True)
+    inst = pipe.start_plugin_instance(signature="SIMPLE_COUNTER", instance_id="c", params={"PROCESS_DELAY": 5})
+    assert inst.confirmation.wait(10)
+    net.faults.drop(topic=session.profile.config(node), count=1)
+    lost = inst.update_instance_config(lost_mark=1)
+    applied = inst.update_instance_config(applied_mark=1)
+    assert not applied.done  # waits its turn behind the unsettled one
+    with pytest.raises(CommandTimeout):
+        lost.result(session.command_timeout + 1)
+    assert applied.wait(10)
+    params = net.nodes[node].pipelines["seq"]["PLUGINS"][0]["INSTANCES"][0]
+    assert params.get("APPLIED_MARK") == 1 and "LOST_MARK" not in params
+
+
+def test_commands_to_one_pipeline_settle_one_by_one_in_order(net: Any, session: Session) -> None:
+    pipe = session.create_pipeline(e2id=net.node_ids[0], name="order", data_source="Void")
+    confs = [pipe.start_plugin_instance(signature="SIMPLE_COUNTER", instance_id=f"i{n}").confirmation
+             for n in range(4)]
+    settled: list[int] = []
+    for n, conf in enumerate(confs):
+        conf.add_done_callback(lambda c, n=n: settled.append(n))
+    assert pipe.confirmation.wait(10) and all(c.wait(10) for c in confs)
+    assert settled == [0, 1, 2, 3]
+    assert {i["INSTANCE_ID"] for i in net.nodes[net.node_ids[0]].pipelines["order"]["PLUGINS"][0]["INSTANCES"]} == \
+        {"i0", "i1", "i2", "i3"}
