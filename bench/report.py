@@ -24,8 +24,12 @@ class Row:
     unit: str
     get: Callable[[dict[str, Any]], float | None]
     target: str
-    #: "higher" / "lower" is better, or "zero" (pye2 must be 0); None: informational
+    #: "higher" / "lower" is better, "zero" (pye2 must be 0), "below" (pye2 under ``limit``); None: informational
     better: str | None
+    #: the performance issue's ratio: pye2 >= factor * ratio1 ("higher") or <= factor * ratio1 ("lower")
+    factor: float = 1.0
+    #: an absolute bound pye2 must also meet ("lower", "below")
+    limit: float | None = None
 
 
 def _dig(*path: str) -> Callable[[dict[str, Any]], float | None]:
@@ -52,26 +56,28 @@ KB = 1 / 1024
 
 ROWS = [
     Row("ingest-pl", "payload ingest, {ingest_nodes:,} nodes, max sustained", "msg/s", _dig("max_sustained", "median"),
-        ">= ratio1", "higher"),
+        ">= 2.0x ratio1", "higher", 2.0),
     Row("ingest-pl", "  consumer CPU at that rate", "% core", _dig("sink_cpu_pct_at_max", "median"), "", None),
     Row("ingest-hb", "v2 heartbeat ingest, {ingest_nodes:,} nodes, max sustained", "msg/s", _dig("max_sustained", "median"),
-        ">= ratio1", "higher"),
+        ">= 2.5x ratio1", "higher", 2.5),
     Row("ingest-hb", "  consumer CPU at that rate", "% core", _dig("sink_cpu_pct_at_max", "median"), "", None),
     Row("loss", "messages lost without being counted (all rates)", "msgs", _dig("uncounted"), "pye2 = 0", "zero"),
     Row("loss", "  of messages sent", "msgs", _dig("sent"), "", None),
     Row("loss", "  pye2 reports as missed payloads (EE_MESSAGE_SEQ gaps)", "msgs", _dig("missed_reported"), "", None),
     Row("loss", "  tampered messages rejected", "of 20", _dig("tampered", "rejected"), "pye2 = all", None),
     Row("mem-node", "memory per known node ({mem_nodes:,} nodes)", "KB", _scaled(_dig("bytes_per_node"), KB),
-        "<= ratio1", "lower"),
+        "<= 1/5 ratio1", "lower", 0.2),
     Row("mem-idle", "RSS after import + connected idle session", "MB", _scaled(_dig("rss_idle"), MB),
-        "<= ratio1", "lower"),
+        "<= 1/3 ratio1", "lower", 1 / 3),
     Row("mem-idle", "  RSS after import only", "MB", _scaled(_dig("rss_import"), MB), "", None),
     Row("cmd-latency", "command on the wire, median", "ms", _dig("plain", "latency_ms", "median"),
-        "<= ratio1", "lower"),
-    Row("cmd-latency", "command on the wire, p99", "ms", _dig("plain", "latency_ms", "p99"), "<= ratio1", "lower"),
+        "<= 1/3 ratio1", "lower", 1 / 3),
+    Row("cmd-latency", "command on the wire, p99", "ms", _dig("plain", "latency_ms", "p99"), "<= 5 ms", "below",
+        limit=5.0),
     Row("cmd-latency", "  encrypted command, median", "ms", _dig("encrypted", "latency_ms", "median"), "", None),
     Row("cmd-latency", "  encrypted command, p99", "ms", _dig("encrypted", "latency_ms", "p99"), "", None),
-    Row("simnet", "simulated network, {sim_nodes} nodes, {sim_seconds:g} simulated s", "wall s", _dig("advance_s"), "pye2 only", None),
+    Row("simnet", "simulated network, {sim_nodes} nodes, {sim_seconds:g} simulated s", "wall s", _dig("advance_s"), "< 10 s", "below",
+        limit=10.0),
 ]
 
 
@@ -90,9 +96,14 @@ def _met(row: Row, r1: float | None, p: float | None) -> str:
         return ""
     if row.better == "zero":
         return "yes" if p == 0 else "NO"
+    if row.better == "below":
+        assert row.limit is not None
+        return "yes" if p < row.limit else "NO"
     if row.better is None or r1 is None:
         return ""
-    ok = p >= r1 if row.better == "higher" else p <= r1
+    ok = p >= row.factor * r1 if row.better == "higher" else p <= row.factor * r1
+    if row.limit is not None:
+        ok = ok and p <= row.limit
     return "yes" if ok else "NO"
 
 
@@ -106,7 +117,7 @@ def rows_for(figures: Results, sizes: dict[str, Any] | None = None) -> list[list
         vals = {sdk: (row.get(res) if isinstance(res, dict) and "error" not in res else None)
                 for sdk, res in fig.items()}
         r1, p = vals.get("ratio1"), vals.get("pye2")
-        ratio = f"{p / r1:.2f}x" if r1 and p is not None and row.better is not None else ""
+        ratio = f"{p / r1:.2f}x" if r1 and p is not None and row.better not in (None, "below") else ""
         label = f"{row.label.format(**(sizes or _DEFAULT_SIZES))} ({row.unit})"
         errors = {sdk for sdk, res in fig.items() if isinstance(res, dict) and "error" in res}
         if not errors and all(v is None for v in vals.values()):
