@@ -86,22 +86,22 @@ class VirtualClock:
 
     # -- Clock port ------------------------------------------------------------------
 
+    # Readers take no lock: ``_now`` is one float, replaced whole under the lock by the runner.
     def time(self) -> float:
         """Seconds since the epoch: ``start`` plus the simulated time elapsed."""
-        with self._lock:
-            return self._start + self._now
+        return self._start + self._now
 
     def monotonic(self) -> float:
         """Simulated seconds elapsed since the clock was built."""
-        with self._lock:
-            return self._now
+        return self._now
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> VirtualTimer:
         """Run ``callback`` when the clock reaches now + ``delay`` (negative means now)."""
         if not isinstance(delay, (int, float)) or not math.isfinite(delay):
             raise ConfigError(f"delay must be a finite number of seconds, got {delay!r}")
+        delay = float(delay)
         with self._lock:
-            timer = VirtualTimer(self, self._now + max(float(delay), 0.0), callback)
+            timer = VirtualTimer(self, self._now + max(0.0, delay), callback)
             self._seq += 1
             heapq.heappush(self._heap, (timer.due, self._seq, timer))
             self._live += 1

@@ -8,7 +8,8 @@ Features:
   Malformed filters and addresses raise :class:`~pye2.errors.ConfigError`.
 * Fanout: every matching subscription gets each message once, in the order the
   subscriptions were made. Matching happens at publish time, like a broker
-  routing on arrival; exact filters are a dict lookup, wildcard filters a trie.
+  routing on arrival; exact filters are a dict lookup, wildcard filters a trie,
+  and the result is kept per address until the subscriptions change.
 * Deterministic delivery: ``publish`` appends to the hub's FIFO; if no drain
   is running, the publishing thread drains it. A publish made from inside a
   handler is queued and delivered by the outer drain (breadth-first, a handler
@@ -47,6 +48,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Interceptor = Callable[[str, bytes], Sequence[tuple[float, str, bytes]]]
+
+_MATCH_CACHE = 4096
 
 
 def validate_address(address: object) -> str:
@@ -206,6 +209,8 @@ class Hub:
         self._lock = threading.Lock()
         self._exact: dict[str, list[HubSubscription]] = {}
         self._wild = _WildcardIndex()
+        # address -> its subscriptions in order, dropped on any (un)subscribe; never changed once built
+        self._matches: dict[str, list[HubSubscription]] = {}
         self._seq = 0
         self._count = 0
         self._queue: deque[tuple[str, bytes, list[HubSubscription]]] = deque()
@@ -272,6 +277,7 @@ class Hub:
             else:
                 self._exact.setdefault(filter_, []).append(sub)
             self._count += 1
+            self._matches.clear()
         return sub
 
     def _remove(self, sub: HubSubscription) -> None:
@@ -280,6 +286,7 @@ class Hub:
                 return
             sub.active = False
             self._count -= 1
+            self._matches.clear()
             if "+" in sub.filter or "#" in sub.filter:
                 self._wild.remove(sub)
                 return
@@ -291,10 +298,15 @@ class Hub:
 
     def _match(self, address: str) -> list[HubSubscription]:
         # Caller holds the lock.
-        found = list(self._exact.get(address, ()))
-        self._wild.match(address.split("/"), found)
-        if len(found) > 1:
-            found.sort(key=lambda s: s.seq)
+        found = self._matches.get(address)
+        if found is None:
+            found = list(self._exact.get(address, ()))
+            self._wild.match(address.split("/"), found)
+            if len(found) > 1:
+                found.sort(key=lambda s: s.seq)
+            if len(self._matches) >= _MATCH_CACHE:
+                self._matches.clear()
+            self._matches[address] = found
         return found
 
     # -- publishing ------------------------------------------------------------------
@@ -321,7 +333,12 @@ class Hub:
 
     def _intercept(self, interceptor: Interceptor, address: str, body: bytes) -> list[tuple[float, str, bytes]]:
         try:
-            routed = [(float(d), validate_address(a), _as_bytes(b)) for d, a, b in interceptor(address, body)]
+            out = interceptor(address, body)
+            if type(out) is list and len(out) == 1:  # the usual verdict: deliver now, unchanged
+                delay, to, data = out[0]
+                if to is address and data is body and type(delay) is float and delay == 0.0:
+                    return [(0.0, address, body)]
+            routed = [(float(d), validate_address(a), _as_bytes(b)) for d, a, b in out]
             if any(not math.isfinite(d) for d, _, _ in routed):
                 raise ConfigError("interceptor returned a non-finite delay")
         except Exception:

@@ -7,15 +7,19 @@ machine. Fields that never change are built once per start.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pye2.domain.codecs.code import compress_text
+from pye2.domain.codecs.heartbeat import CLEAR_COUNTERS, HEARTBEAT_V2, encode_heartbeat
+from pye2.errors import ConfigError
 from pye2_transport_memory.node._notify import CORE_VERSION, SDK_VERSION
 from pye2_transport_memory.node._payload import compact_time_text, time_text
 
-__all__ = ["NODE_VERSION", "NO_ERROR_LOG", "NO_LOG", "NO_TIMERS", "Machine", "StatusBuilder"]
+__all__ = ["NODE_VERSION", "NO_ERROR_LOG", "NO_LOG", "NO_TIMERS", "Machine", "StatusBuilder", "encode_status"]
 
 NODE_VERSION = CORE_VERSION
 NO_LOG = "Device log available only upon request or in special situations"
@@ -165,3 +169,52 @@ class StatusBuilder:
         if tags:
             status.update(tags)
         return status
+
+
+def encode_status(status: Mapping[str, Any], version: str, *,
+                  active_plugins: tuple[list[dict[str, Any]], str] | None = None) -> tuple[dict[str, Any], str | None]:
+    """``encode_heartbeat(status, version=version)``, and for v2 the JSON text it compressed.
+
+    The v2 body is built step by step as :mod:`pye2.domain.codecs.heartbeat`
+    builds it (the simulator's tests hold them equal byte for byte), keeping
+    the text: receivers sharing the node's cache then need not inflate it.
+    ``active_plugins``: ``status["ACTIVE_PLUGINS"]`` and its JSON, already
+    written (see ``Runtime.active_plugins_json``); spliced in, not encoded again.
+
+    Raises:
+        ConfigError: as ``encode_heartbeat``.
+    """
+    if version != HEARTBEAT_V2 or not isinstance(status, Mapping):
+        return encode_heartbeat(status, version=version), None
+    try:
+        text = _status_json(status, active_plugins)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"heartbeat status is not JSON-serialisable: {exc}") from exc
+    body: dict[str, Any] = {"ENCODED_DATA": compress_text(text)}
+    for key in CLEAR_COUNTERS:
+        if key in status:
+            body[key] = status[key]
+    body["HEARTBEAT_VERSION"] = HEARTBEAT_V2
+    return body, text
+
+
+# A placeholder no status holds: the status is encoded with it standing for ACTIVE_PLUGINS.
+_PLACEHOLDER = "\x00pye2:active-plugins:5f0e\x00"
+_PLACEHOLDER_ITEM = '"ACTIVE_PLUGINS": ' + json.dumps(_PLACEHOLDER)
+
+
+def _status_json(status: Mapping[str, Any], active_plugins: tuple[list[dict[str, Any]], str] | None) -> str:
+    """``json.dumps(dict(status))`` (default separators and ASCII escapes, as a node's json.dumps)."""
+    if active_plugins is None or type(status) is not dict or status.get("ACTIVE_PLUGINS") is not active_plugins[0]:
+        return json.dumps(dict(status))
+    # The same text with the list's JSON written once by the runtime: the key comes before any
+    # user data, and a quote inside a JSON string is escaped, so the first match is this item.
+    status["ACTIVE_PLUGINS"] = _PLACEHOLDER
+    try:
+        text = json.dumps(status)
+    finally:
+        status["ACTIVE_PLUGINS"] = active_plugins[0]
+    head, found, tail = text.partition(_PLACEHOLDER_ITEM)
+    if not found or _PLACEHOLDER_ITEM in tail:  # cannot happen; kept exact all the same
+        return json.dumps(dict(status))
+    return f'{head}"ACTIVE_PLUGINS": {active_plugins[1]}{tail}'

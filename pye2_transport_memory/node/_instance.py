@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from pye2_transport_memory.node._notify import Notice
@@ -16,6 +18,29 @@ if TYPE_CHECKING:
 __all__ = ["InstanceRuntime", "effective_config", "fresh_input", "json_copy", "module_name", "num"]
 
 _ONE_SHOT_KEYS = ("INSTANCE_COMMAND",)
+_ABSENT: Any = object()
+
+
+_MARKS = ("\x00pye2:exec\x00", "\x00pye2:process\x00", "\x00pye2:exec-iteration\x00")
+_CHANGING = ("EXEC_TIMESTAMP", "CURRENT_PROCESS_ITERATION", "CURRENT_EXEC_ITERATION")
+
+
+def _json_pieces(template: dict[str, Any]) -> tuple[str, ...] | None:
+    """``json.dumps`` of a report entry split around its changing fields (None if it cannot be)."""
+    marked = {**template, **dict(zip(_CHANGING, _MARKS))}
+    text = json.dumps(marked)
+    pieces: list[str] = []
+    for mark in _MARKS:
+        before, found, text = text.partition(json.dumps(mark))
+        if not found:
+            return None
+        pieces.append(before)
+    pieces.append(text)
+    # Checked once against the real thing: an entry whose strings held a mark would not split right.
+    sample = {**template, "EXEC_TIMESTAMP": "2000-01-01 00:00:00.000000", "CURRENT_PROCESS_ITERATION": 7,
+              "CURRENT_EXEC_ITERATION": 7}
+    rebuilt = f"{pieces[0]}{encode_basestring_ascii(sample['EXEC_TIMESTAMP'])}{pieces[1]}7{pieces[2]}7{pieces[3]}"
+    return tuple(pieces) if rebuilt == json.dumps(sample) else None
 
 
 def num(value: Any, default: float) -> float:
@@ -97,6 +122,9 @@ class InstanceRuntime:
         self.exec_iter = 0
         self.payload_count = 0
         self.last_payload_time: float | None = None
+        # (settings it derives from, entry template, frequency, its JSON around the changing
+        # fields or None) of a reported-only instance
+        self._report_for: tuple[tuple[Any, ...], dict[str, Any], float, tuple[str, ...] | None] | None = None
 
     def _queue_size(self) -> int:
         return max(1, int(num(self.config.get("MAX_INPUTS_QUEUE_SIZE"), 1)))
@@ -163,32 +191,79 @@ class InstanceRuntime:
     # -- reporting -------------------------------------------------------------------------
     def report(self, now: float) -> dict[str, Any]:
         """One ``ACTIVE_PLUGINS`` entry."""
+        if self.plugin is None:
+            return self._reported_only(now)
         elapsed = max(now - self.init_time, 1e-9)
-        last_payload: float | None
-        if self.plugin is None:  # reported-only admin instance: what a real one would have done
-            freq = 1.0 / self.period
-            iterations = int(elapsed * freq)
-            exec_time: float | None = now
-            payloads, last_payload = 1, self.init_time
-        else:
-            freq = self.exec_iter / elapsed
-            iterations = self.process_iter
-            exec_time, payloads, last_payload = self.exec_time, self.payload_count, self.last_payload_time
+        first_error, last_error = self.first_error_time, self.last_error_time
+        exec_time, last_payload = self.exec_time, self.last_payload_time
         return {
             "STREAM_ID": self.pipeline,
             "SIGNATURE": self.signature,
             "INSTANCE_ID": self.instance_id,
             "PROCESS_DELAY": self.config.get("PROCESS_DELAY", 0),
-            "FREQUENCY": round(freq, 1),
+            "FREQUENCY": round(self.exec_iter / elapsed, 1),
             "INIT_TIMESTAMP": self.init_text,
             "EXEC_TIMESTAMP": time_text(exec_time) if exec_time is not None else None,
             "LAST_CONFIG_TIMESTAMP": self.config_text,
-            "FIRST_ERROR_TIME": time_text(self.first_error_time) if self.first_error_time is not None else None,
-            "LAST_ERROR_TIME": time_text(self.last_error_time) if self.last_error_time is not None else None,
+            "FIRST_ERROR_TIME": time_text(first_error) if first_error is not None else None,
+            "LAST_ERROR_TIME": time_text(last_error) if last_error is not None else None,
             "OUTSIDE_WORKING_HOURS": False,
-            "CURRENT_PROCESS_ITERATION": iterations,
-            "CURRENT_EXEC_ITERATION": iterations if self.plugin is None else self.exec_iter,
+            "CURRENT_PROCESS_ITERATION": self.process_iter,
+            "CURRENT_EXEC_ITERATION": self.exec_iter,
             "LAST_PAYLOAD_TIME": time_text(last_payload) if last_payload is not None else None,
-            "TOTAL_PAYLOAD_COUNT": payloads,
+            "TOTAL_PAYLOAD_COUNT": self.payload_count,
             "INFO": None,
         }
+
+    def report_json(self, now: float) -> tuple[dict[str, Any], str]:
+        """``report(now)`` and its JSON as ``json.dumps`` writes it (built from cached pieces when it can)."""
+        entry = self.report(now)
+        known = self._report_for
+        if self.plugin is None and known is not None and known[3] is not None:
+            head, between, middle, tail = known[3]
+            iterations = entry["CURRENT_PROCESS_ITERATION"]
+            return entry, (f"{head}{encode_basestring_ascii(entry['EXEC_TIMESTAMP'])}{between}{iterations}"
+                           f"{middle}{iterations}{tail}")
+        return entry, json.dumps(entry)
+
+    def _reported_only(self, now: float) -> dict[str, Any]:
+        """The entry of an admin instance the simulator only reports: what a real one would have done."""
+        # Every heartbeat reports it and only the time and iteration count change: the rest is
+        # kept while the settings it derives from are the same objects.
+        config = self.config
+        raw_delay, raw_hz = config.get("PROCESS_DELAY", _ABSENT), config.get("PLUGIN_LOOP_RESOLUTION")
+        known = self._report_for
+        if known is not None:
+            was = known[0]
+            if was[0] is not raw_delay or was[1] is not raw_hz or was[2] is not self.config_text \
+                    or was[3] is not self.first_error_time or was[4] is not self.last_error_time:
+                known = None
+        if known is None:
+            key = (raw_delay, raw_hz, self.config_text, self.first_error_time, self.last_error_time)
+            delay, hz = num(None if raw_delay is _ABSENT else raw_delay, 0.0), num(raw_hz, 20.0)
+            freq = 1.0 / max(max(0.0, delay), 1.0 / (hz if hz > 0 else 20.0))
+            first_error, last_error = self.first_error_time, self.last_error_time
+            template = {
+                "STREAM_ID": self.pipeline,
+                "SIGNATURE": self.signature,
+                "INSTANCE_ID": self.instance_id,
+                "PROCESS_DELAY": 0 if raw_delay is _ABSENT else raw_delay,
+                "FREQUENCY": round(freq, 1),
+                "INIT_TIMESTAMP": self.init_text,
+                "EXEC_TIMESTAMP": None,
+                "LAST_CONFIG_TIMESTAMP": self.config_text,
+                "FIRST_ERROR_TIME": time_text(first_error) if first_error is not None else None,
+                "LAST_ERROR_TIME": time_text(last_error) if last_error is not None else None,
+                "OUTSIDE_WORKING_HOURS": False,
+                "CURRENT_PROCESS_ITERATION": 0,
+                "CURRENT_EXEC_ITERATION": 0,
+                "LAST_PAYLOAD_TIME": time_text(self.init_time),
+                "TOTAL_PAYLOAD_COUNT": 1,
+                "INFO": None,
+            }
+            known = self._report_for = (key, template, freq, _json_pieces(template))
+        iterations = int(max(now - self.init_time, 1e-9) * known[2])
+        entry = known[1].copy()
+        entry["EXEC_TIMESTAMP"] = time_text(now)
+        entry["CURRENT_PROCESS_ITERATION"] = entry["CURRENT_EXEC_ITERATION"] = iterations
+        return entry

@@ -8,21 +8,21 @@ peers get the command envelope of the profile (``pye2.domain.commands``).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pye2.domain.commands import build_envelope
+from pye2.domain.signing import sign_fields
 from pye2.errors import DecodeError, Pye2Error
-from pye2.wire import encrypt, encrypt_command, sign_message
+from pye2.wire import encrypt, encrypt_command
 from pye2_transport_memory.node._heartbeat import NODE_VERSION
 from pye2_transport_memory.node._payload import time_text
 
 if TYPE_CHECKING:
     from pye2_transport_memory.node.node import SimulatedNode
 
-__all__ = ["Publisher", "dumps"]
+__all__ = ["Publisher", "dumps", "uuid4_text"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,16 @@ def _encode_images(body: dict[str, Any]) -> dict[str, Any]:
     return dict(encode_image_fields(body))
 
 
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def uuid4_text(bits: int) -> str:
+    """``str(uuid.UUID(int=bits, version=4))`` for 128 random ``bits``, without building a UUID."""
+    text = "%032x" % ((bits & _UUID4_CLEAR) | _UUID4_SET)
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def dumps(message: Mapping[str, Any]) -> bytes:
     """UTF-8 JSON bytes of a message (NaN/Inf become null, as the canonical form hashes them).
 
@@ -66,7 +76,9 @@ def dumps(message: Mapping[str, Any]) -> bytes:
     """
     try:
         if _orjson is not None:
-            return bytes(_orjson.dumps(message, default=_plain))
+            # orjson returns its 32 KiB working buffer; an exact copy keeps retained bodies small
+            # (the fault plan remembers thousands of them).
+            return bytes(memoryview(_orjson.dumps(message, default=_plain)))
         import json
 
         return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=_plain).encode("utf-8")
@@ -88,11 +100,15 @@ class Publisher:
         self.total = 0
 
     def _message_id(self) -> str:
-        return str(uuid.UUID(int=self.node.id_rng.getrandbits(128), version=4))
+        return uuid4_text(self.node.id_rng.getrandbits(128))
 
     def event(self, topic: str, event_type: str, body: dict[str, Any], *,
-              path: tuple[str | None, str | None, str | None]) -> dict[str, Any]:
-        """Wrap ``body`` (modified in place) in the node envelope, sign, publish; return the signed dict."""
+              path: tuple[str | None, str | None, str | None],
+              heartbeat: tuple[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """Wrap ``body`` (modified in place) in the node envelope, sign, publish; return the signed dict.
+
+        ``heartbeat``: see :meth:`send`.
+        """
         node = self.node
         channel = _CHANNELS[event_type]
         self.seq[channel] += 1
@@ -115,13 +131,25 @@ class Publisher:
             "SB_IMPLEMENTATION": None,
             "EE_PAYLOAD_PATH": [node.alias, *path],
         })
-        return self.send(topic, body)
+        return self.send(topic, body, heartbeat=heartbeat)
 
-    def send(self, topic: str, message: Mapping[str, Any]) -> dict[str, Any]:
-        """Sign ``message`` as the node and publish it on ``topic``; return the signed dict."""
+    def send(self, topic: str, message: Mapping[str, Any], *,
+             heartbeat: tuple[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """Sign ``message`` as the node and publish it on ``topic``; return the signed dict.
+
+        ``heartbeat``: for a v2 heartbeat, ``(text, status)``: the JSON
+        compressed into its ``ENCODED_DATA`` and the status it encodes
+        (receivers sharing the node's cache then skip inflating it).
+        """
         node = self.node
-        signed = sign_message(message, node.signer, profile=node.profile)
+        signer = node.signer
+        # A v2 heartbeat is built here from strings, integers and None only: JSON-native, so the
+        # canonical form needs no type walk.
+        signed = sign_fields(message, profile=node.profile, public_key=signer.public_key, sign=signer.sign,
+                             json_native=heartbeat is not None)
         data = dumps(signed)
+        # Receivers sharing the node's cache then need not parse and verify what is certain.
+        node.receive_cache.vouch(data, signed, node.signer, node.profile, heartbeat=heartbeat)
         node.counters["out_bytes"] += len(data)
         try:
             node.transport.publish(topic, data)

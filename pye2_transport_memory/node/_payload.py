@@ -8,6 +8,7 @@ publish; the node then adds the envelope and signs.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,11 +21,15 @@ _ALERT_HELPER = "A=0, N=0, CT=NA, E=A[]=0.00 vs >=0.50 "
 _ORIGIN_KEYS = ("SESSION_ID", "INITIATOR_ID", "INITIATOR_ADDR", "MODIFIED_BY_ID", "MODIFIED_BY_ADDR")
 
 
+# Cached: on a simulated network every node formats the same few instants (a heartbeat alone
+# formats about ten), and strftime is the costly part.
+@functools.lru_cache(maxsize=4096)
 def time_text(t: float) -> str:
     """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC (the node's ``EE_TIMESTAMP`` format)."""
     return _dt.datetime.fromtimestamp(t, _UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+@functools.lru_cache(maxsize=1024)
 def compact_time_text(t: float) -> str:
     """``YYYYMMDDhhmmssffffff`` (the heartbeat ``TIMESTAMP`` format)."""
     return _dt.datetime.fromtimestamp(t, _UTC).strftime("%Y%m%d%H%M%S%f")

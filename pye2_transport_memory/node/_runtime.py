@@ -378,7 +378,8 @@ class Runtime:
         while inst.commands:
             self._run_command(inst, inst.commands.popleft())
         if inst.queue:
-            inputs = [fresh_input(inst.queue.popleft())]
+            item = inst.queue.popleft()
+            inputs = [fresh_input(item) if getattr(type(inst.plugin), "COPY_INPUTS", True) else item]
         elif inst.allow_empty:
             inputs = []
         else:
@@ -439,6 +440,17 @@ class Runtime:
         """``ACTIVE_PLUGINS`` of the heartbeat."""
         now = self.node.time()
         return [inst.report(now) for pipe in self.pipelines.values() for inst in pipe.instances.values()]
+
+    def active_plugins_json(self) -> tuple[list[dict[str, Any]], str]:
+        """``ACTIVE_PLUGINS`` and its JSON as ``json.dumps`` writes it (most entries from cached pieces)."""
+        now = self.node.time()
+        entries, texts = [], []
+        for pipe in self.pipelines.values():
+            for inst in pipe.instances.values():
+                entry, text = inst.report_json(now)
+                entries.append(entry)
+                texts.append(text)
+        return entries, "[" + ", ".join(texts) + "]"
 
     def dct_stats(self) -> dict[str, Any]:
         """``DCT_STATS`` of the heartbeat."""

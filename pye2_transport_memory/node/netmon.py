@@ -1,45 +1,36 @@
 """The network monitor of a simulated node (node.md section 9) and ``NET_MON_01``.
 
-* :class:`ReceiveCache` parses and verifies each received body once. A
-  network shares one cache between its nodes, so a heartbeat fanned out to
-  100 nodes is inflated and verified once, not 100 times (the same bytes
-  object reaches every subscriber of the in-memory hub). Cached views are
-  read-only: whoever hands one to user code copies it.
+* :class:`ReceiveCache` (from :mod:`~pye2_transport_memory.node._receive`)
+  parses and verifies each received body once, for every node sharing it.
 * :class:`NetworkMonitor`: the node listens on ``{root}/ctrl``, verifies
   peers' heartbeats (bad or unsigned ones are dropped and counted) and keeps
   per address the alias, last seen time (node clock), ``DEVICE_STATUS``,
   allow-list, ``SECURED`` and the last decoded view. It backs
   ``NodeApi.peers()``. A node records its own heartbeats directly, as a real
-  node knows itself even when the broker loses its messages.
+  node knows itself even when the broker loses its messages. On a simulated
+  network the nodes' monitors are fed by one
+  :class:`~pye2_transport_memory.node._sharedmon.SharedMonitor` instead of
+  one subscription each; they catch up whenever they are read.
 * :class:`NetMon01`: the admin pipeline's ``NET_MON_01``; only a supervisor
   node runs it, publishing ``CURRENT_NETWORK`` & co every ``PROCESS_DELAY``.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from pye2.domain.codecs.heartbeat import decode_heartbeat
-from pye2.domain.keys import address_body
-from pye2.errors import DecodeError, Pye2Error
-from pye2.wire import verify_message
 from pye2_transport_memory.node._payload import time_text
-from pye2_transport_memory.node._signing import make_verifier
+from pye2_transport_memory.node._pending import SUMMARY_KEYS, PendingView
+from pye2_transport_memory.node._receive import ReceiveCache, Received, body_of
 from pye2_transport_memory.node.plugin_base import InputItem, SimPlugin
-
-if TYPE_CHECKING:
-    from pye2.domain.profiles import WireProfile
-    from pye2.ports.signer import Verifier
 
 __all__ = [
     "ONLINE_WINDOW",
     "OPEN_TAG",
+    "SUMMARY_KEYS",
+    "Feed",
     "NetMon01",
     "NetworkMonitor",
     "PeerRecord",
@@ -54,109 +45,70 @@ log = logging.getLogger(__name__)
 ONLINE_WINDOW = 60.0
 #: node tag a simulated node with no allow-list puts in its heartbeats (it accepts any signed sender)
 OPEN_TAG = "EE_NT_ALLOW_ANY"
-_CACHE_SIZE = 2048
 
 
-@functools.lru_cache(maxsize=4096)
-def _body(address: str) -> str | None:
-    try:
-        return address_body(address)
-    except DecodeError:
-        return None
+class Feed(Protocol):
+    """What a shared monitor feeding a :class:`NetworkMonitor` offers it."""
+
+    def catch_up(self, records: bool = True) -> None:
+        """Apply every heartbeat the node has heard and not yet counted (and, with ``records``, recorded)."""
+
+    def forgotten(self) -> None:
+        """The monitor dropped its records."""
 
 
-def body_of(address: Any) -> str | None:
-    """The prefix-free body of an address, or None when it is not one (cached: few distinct addresses)."""
-    return _body(address) if isinstance(address, str) else None
+class PeerRecord:
+    """What a node knows of one peer (or of itself).
 
-
-@dataclass(frozen=True)
-class Received:
-    """One received body: the parsed message, and its verified sender or why not."""
-
-    message: dict[str, Any] | None
-    sender: str | None = None
-    error: str | None = None
-    signed: bool = False
-
-
-class ReceiveCache:
-    """Parse + verify (and inflate heartbeats) once per body; bounded LRU.
-
-    Args:
-        profile: wire profile the messages are verified under.
-        verifier: ECDSA backend (default: the fastest available).
+    ``heartbeat`` is the last heartbeat's merged view; a shared monitor may
+    hold it as a :class:`~pye2_transport_memory.node._pending.PendingView`
+    until it is read (``summary`` reads without building it).
     """
 
-    def __init__(self, profile: WireProfile, verifier: Verifier | None = None, size: int = _CACHE_SIZE) -> None:
-        self.profile = profile
-        self.verifier = verifier if verifier is not None else make_verifier()
-        self._size = size
-        self._messages: OrderedDict[bytes, Received] = OrderedDict()
-        self._views: OrderedDict[bytes, dict[str, Any] | None] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+    __slots__ = ("_heartbeat", "address", "alias", "heartbeats", "last_seen")
 
-    def _remember(self, table: OrderedDict[bytes, Any], body: bytes, value: Any) -> None:
-        table[body] = value
-        if len(table) > self._size:
-            table.popitem(last=False)
+    def __init__(self, address: str, alias: str | None, last_seen: float,
+                 heartbeat: Mapping[str, Any] | PendingView | None = None, heartbeats: int = 0) -> None:
+        self.address = address
+        self.alias = alias
+        self.last_seen = last_seen
+        self._heartbeat: Mapping[str, Any] | PendingView = {} if heartbeat is None else heartbeat
+        self.heartbeats = heartbeats
 
-    def message(self, body: bytes) -> Received:
-        """The parsed and verified form of ``body`` (never raises)."""
-        found = self._messages.get(body)
-        if found is not None:
-            self.hits += 1
-            return found
-        self.misses += 1
-        found = self._decode(body)
-        self._remember(self._messages, body, found)
-        return found
+    @property
+    def heartbeat(self) -> Mapping[str, Any]:
+        """The last heartbeat's view (``{}`` before any)."""
+        hb = self._heartbeat
+        if isinstance(hb, PendingView):
+            hb = self._heartbeat = hb.view()
+        return hb
 
-    def _decode(self, body: bytes) -> Received:
-        try:
-            message = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return Received(None, error=f"malformed JSON: {exc}")
-        if not isinstance(message, dict):
-            return Received(None, error="not a JSON object")
-        signed = "EE_SIGN" in message
-        try:
-            sender = verify_message(message, profile=self.profile, verifier=self.verifier, json_native=True)
-        except Pye2Error as exc:
-            return Received(message, error=f"signature: {exc}", signed=signed)
-        return Received(message, sender=sender, signed=True)
+    @heartbeat.setter
+    def heartbeat(self, value: Mapping[str, Any] | PendingView) -> None:
+        self._heartbeat = value
 
-    def heartbeat(self, body: bytes) -> tuple[dict[str, Any] | None, Received]:
-        """The merged heartbeat view of a verified ``body`` (None if it does not verify or decode)."""
-        received = self.message(body)
-        if received.sender is None or received.message is None:
-            return None, received
-        if body in self._views:
-            return self._views[body], received
-        try:
-            view: dict[str, Any] | None = decode_heartbeat(received.message)
-        except DecodeError as exc:
-            log.debug("undecodable heartbeat from %s: %s", received.sender, exc)
-            view = None
-        self._remember(self._views, body, view)
-        return view, received
-
-
-@dataclass
-class PeerRecord:
-    """What a node knows of one peer (or of itself)."""
-
-    address: str
-    alias: str | None
-    last_seen: float
-    heartbeat: Mapping[str, Any] = field(default_factory=dict)
-    heartbeats: int = 0
+    @property
+    def summary(self) -> Mapping[str, Any]:
+        """The last heartbeat's :data:`SUMMARY_KEYS` fields (or its whole view), without building it."""
+        hb = self._heartbeat
+        return hb.summary if isinstance(hb, PendingView) else hb
 
     @property
     def device_status(self) -> str:
         """``DEVICE_STATUS`` of the last heartbeat (``ONLINE`` when absent)."""
-        return str(self.heartbeat.get("DEVICE_STATUS", "ONLINE")).upper()
+        return str(self.summary.get("DEVICE_STATUS", "ONLINE")).upper()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PeerRecord):
+            return NotImplemented
+        return (self.address, self.alias, self.last_seen, self.heartbeat, self.heartbeats) == \
+            (other.address, other.alias, other.last_seen, other.heartbeat, other.heartbeats)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value (as the dataclass was)
+
+    def __repr__(self) -> str:
+        return (f"PeerRecord(address={self.address!r}, alias={self.alias!r}, last_seen={self.last_seen!r}, "
+                f"heartbeat={self.heartbeat!r}, heartbeats={self.heartbeats!r})")
 
 
 class NetworkMonitor:
@@ -173,14 +125,36 @@ class NetworkMonitor:
         self.own_body = body_of(own_address)
         self.cache = cache
         self._now = now
-        self.records: dict[str, PeerRecord] = {}
-        self.rejected = 0
+        self._records: dict[str, PeerRecord] = {}
+        self._rejected = 0
+        #: the shared monitor feeding this one, if any (set by it)
+        self.feed: Feed | None = None
+
+    @property
+    def records(self) -> dict[str, PeerRecord]:
+        """Address body -> :class:`PeerRecord`, in the order the peers were first heard."""
+        if self.feed is not None:
+            self.feed.catch_up()
+        return self._records
+
+    @property
+    def rejected(self) -> int:
+        """Heartbeats dropped because they did not verify or decode."""
+        if self.feed is not None:
+            self.feed.catch_up(records=False)
+        return self._rejected
+
+    @rejected.setter
+    def rejected(self, value: int) -> None:
+        if self.feed is not None:
+            self.feed.catch_up(records=False)
+        self._rejected = value
 
     def on_heartbeat(self, body: bytes) -> None:
         """A body arrived on the control topic."""
         view, received = self.cache.heartbeat(body)
         if view is None or received.sender is None:
-            self.rejected += 1
+            self._rejected += 1
             log.debug("network monitor of %s: dropped heartbeat (%s)", self.own_address, received.error)
             return
         key = body_of(received.sender) or received.sender
@@ -192,9 +166,11 @@ class NetworkMonitor:
         """Record a heartbeat view from ``address`` now (``key``: its address body, if known)."""
         key = key or body_of(address) or address
         alias = view.get("EE_ID")
-        record = self.records.get(key)
+        if self.feed is not None and key != self.own_body:  # own heartbeats never come through the feed
+            self.feed.catch_up()
+        record = self._records.get(key)
         if record is None:
-            record = self.records[key] = PeerRecord(address, alias if isinstance(alias, str) else None, 0.0)
+            record = self._records[key] = PeerRecord(address, alias if isinstance(alias, str) else None, 0.0)
         record.address = address
         if isinstance(alias, str):
             record.alias = alias
@@ -204,7 +180,9 @@ class NetworkMonitor:
 
     def forget(self) -> None:
         """Drop every record (the node restarted)."""
-        self.records.clear()
+        self._records.clear()
+        if self.feed is not None:
+            self.feed.forgotten()
 
     def resolve(self, target: str) -> tuple[str | None, str | None]:
         """``(alias, address)`` for a target given as either (None where unknown)."""
@@ -218,18 +196,22 @@ class NetworkMonitor:
         return target, None
 
     def _allows(self, record: PeerRecord) -> bool:
-        hb = record.heartbeat
+        hb = record.summary
         if body_of(record.address) == self.own_body or hb.get(OPEN_TAG) is True or hb.get("SECURED") is False:
             return True
         whitelist = hb.get("EE_WHITELIST")
         return isinstance(whitelist, list) and self.own_body in {body_of(a) for a in whitelist}
 
-    def peers(self) -> list[dict[str, Any]]:
-        """One dict per known node (itself included), sorted by alias then address."""
+    def peers(self, *, summaries: bool = False) -> list[dict[str, Any]]:
+        """One dict per known node (itself included), sorted by alias then address.
+
+        ``summaries``: ``heartbeat`` holds only the :data:`SUMMARY_KEYS` fields
+        (everything else is the same); views not read yet are then not built.
+        """
         now = self._now()
         out = []
         for record in self.records.values():
-            hb = record.heartbeat
+            hb = record.summary if summaries else record.heartbeat
             online = now - record.last_seen <= ONLINE_WINDOW and record.device_status == "ONLINE"
             out.append({
                 "address": record.address,
@@ -258,6 +240,7 @@ class NetMon01(SimPlugin):
     VERSION = "2.1.1"
     MODULE = "NetMon01Plugin"
     DEFAULTS: ClassVar[dict[str, Any]] = {**SimPlugin.DEFAULTS, "PROCESS_DELAY": 10, "ALLOW_EMPTY_INPUTS": True}
+    COPY_INPUTS: ClassVar[bool] = False  # builds its status from the node's monitor, never from inputs
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
@@ -269,7 +252,10 @@ class NetMon01(SimPlugin):
         now = node.time()
         network: dict[str, Any] = {}
         ranking, new = [], []
-        for peer in node.peers():
+        netmon = getattr(node, "netmon", None)
+        # What it reads of each peer's heartbeat is in its summary: full views need not be built.
+        peers = netmon.peers(summaries=True) if isinstance(netmon, NetworkMonitor) else node.peers()
+        for peer in peers:
             alias = str(peer.get("alias") or peer["address"])
             hb = peer.get("heartbeat") or {}
             working = "ONLINE" if peer.get("online") else "OFFLINE"

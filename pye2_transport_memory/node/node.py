@@ -34,7 +34,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pye2.domain.codecs.heartbeat import encode_heartbeat
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.errors import ConfigError, Pye2Error
 from pye2.ports.clock import Clock, Timer
@@ -43,12 +42,14 @@ from pye2.ports.transport import Delivery, Subscription, Transport
 from pye2.wire import Identity, decrypt_command
 from pye2_transport_memory.node._admin import ADMIN_PIPELINE, admin_pipeline_config
 from pye2_transport_memory.node._commands import Command, ConfigManager
-from pye2_transport_memory.node._heartbeat import Machine, StatusBuilder
+from pye2_transport_memory.node._heartbeat import Machine, StatusBuilder, encode_status
 from pye2_transport_memory.node._intake import accept_command, inject
+from pye2_transport_memory.node._life import LifeGuards
 from pye2_transport_memory.node._notify import NORMAL, Notice, notification_body
 from pye2_transport_memory.node._outbound import Publisher
 from pye2_transport_memory.node._payload import time_text
 from pye2_transport_memory.node._runtime import Runtime
+from pye2_transport_memory.node._sharedmon import SharedMonitor
 from pye2_transport_memory.node._signing import derive_secret, identity_from_secret, make_signer
 from pye2_transport_memory.node.netmon import OPEN_TAG, NetMon01, NetworkMonitor, ReceiveCache, body_of
 from pye2_transport_memory.node.plugin_base import DataSourceRegistry, PluginRegistry, SimDataSource, SimPlugin
@@ -83,7 +84,7 @@ def _default_plugins() -> PluginRegistry:
     return PluginRegistry(default_plugins())
 
 
-class SimulatedNode:
+class SimulatedNode(LifeGuards):
     """A simulated Execution Engine node (see the module docstring).
 
     Args:
@@ -107,6 +108,10 @@ class SimulatedNode:
         main_loop_delay: seconds from receiving a command to executing it.
         on_activity: called after every delivery or timer the node handled
             (the network wakes ``run_until`` waiters on the wall clock with it).
+        shared_monitor: the network's
+            :class:`~pye2_transport_memory.node._sharedmon.SharedMonitor`; the node
+            joins it instead of subscribing to ``{root}/ctrl`` itself (same hub
+            and virtual clock only).
         deliver_on_clock: hand each delivery to the clock (``call_later(0)``)
             instead of handling it on the transport's thread. Default: on a
             wall clock (a clock without ``advance``), so a broker's network
@@ -137,6 +142,7 @@ class SimulatedNode:
         main_loop_delay: float = 0.1,
         on_activity: Callable[[], None] | None = None,
         deliver_on_clock: bool | None = None,
+        shared_monitor: SharedMonitor | None = None,
     ) -> None:
         if not isinstance(node_id, str) or not node_id or any(c in node_id for c in "/+#"):
             raise ConfigError(f"node_id must be a non-empty string usable in a topic, not {node_id!r}")
@@ -151,10 +157,10 @@ class SimulatedNode:
         if identity is None:
             secret = derive_secret(seed, node_id)
             self.identity = identity_from_secret(secret)
-            self.signer: Signer = make_signer(secret, self.identity)
+            signer: Signer = make_signer(secret, self.identity)
         else:
             self.identity = identity
-            self.signer = identity
+            signer = identity
         self._address = self.identity.address(self.profile)
         self.seed = seed
         self.heartbeat_interval = float(heartbeat_interval)
@@ -167,6 +173,8 @@ class SimulatedNode:
         self.admin_plugins: dict[str, type[SimPlugin]] = {"NET_MON_01": NetMon01} if supervisor else {}
         self.lock = lock if lock is not None else threading.RLock()
         self.receive_cache = receive_cache if receive_cache is not None else ReceiveCache(self.profile)
+        # Receivers sharing the cache need not redo the curve maths on this node's signatures.
+        self.signer: Signer = self.receive_cache.witness(signer)
         self.restart_delay = float(restart_delay)
         self.main_loop_delay = float(main_loop_delay)
         self._on_activity = on_activity
@@ -180,7 +188,7 @@ class SimulatedNode:
         # state that survives restarts ("disk") and inspection aids
         self.disk: dict[str, dict[str, Any]] = {}
         self.pipelines: dict[str, dict[str, Any]] = {}
-        self.counters: Counter[str] = Counter()
+        self._counters: Counter[str] = Counter()
         self.notifications_sent: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.log_lines: deque[str] = deque(maxlen=200)
         self.is_running = False
@@ -188,6 +196,7 @@ class SimulatedNode:
         self.runtime = Runtime(self)
         self.config_manager = ConfigManager(self)
         self.netmon = NetworkMonitor(self.address, self.receive_cache, self.time)
+        self._shared_monitor = shared_monitor
         self._life = 0
         self._subs: list[Subscription] = []
         self._commands: deque[Command] = deque()
@@ -201,6 +210,14 @@ class SimulatedNode:
         return f"<SimulatedNode {self.node_id} {self.address} {'running' if self.is_running else 'stopped'}>"
 
     # -- NodeApi -------------------------------------------------------------------------
+    @property
+    def counters(self) -> Counter[str]:
+        """What the node did, by kind (``heartbeats``, ``in_bytes``, ``commands_executed``...)."""
+        feed = self.netmon.feed
+        if feed is not None:  # heartbeats heard through the shared monitor count in in_bytes
+            feed.catch_up(records=False)
+        return self._counters
+
     @property
     def alias(self) -> str:
         """The node's ``EE_ID``."""
@@ -248,7 +265,7 @@ class SimulatedNode:
 
     def subscribe(self, address: str, handler: Callable[[str, bytes], None]) -> Callable[[], None]:
         """Subscribe on the node's transport (handler runs under the node lock)."""
-        sub = self.transport.subscribe(address, self._guarded(lambda d: handler(d.address, d.body)))
+        sub = self.transport.subscribe(address, self._guarded_fields(handler))
         self._subs.append(sub)
 
         def cancel() -> None:
@@ -285,7 +302,11 @@ class SimulatedNode:
             self.netmon.forget()
             for topic in dict.fromkeys((self.profile.config(self.alias), self.profile.config(self.address))):
                 self._subs.append(self.transport.subscribe(topic, self._guarded(self._on_command)))
-            self._subs.append(self.transport.subscribe(self.profile.ctrl, self._guarded(self._on_ctrl)))
+            if self._shared_monitor is not None:
+                self._subs.append(self._shared_monitor.join(self.node_id, self.netmon, self._counters,
+                                                            self.transport))
+            else:
+                self._subs.append(self.transport.subscribe(self.profile.ctrl, self._guarded(self._on_ctrl)))
             for comm in _COMMUNICATORS:
                 self.notify(Notice("CommunicationManager", NORMAL, f"Comm {comm} connected and subscribed", 1000,
                                    displayed=False))
@@ -348,32 +369,6 @@ class SimulatedNode:
         self._outbox.clear()
         self._tick_pending = False
         self._life += 1
-
-    def _run_in_life(self, life: int, action: Callable[[], None]) -> None:
-        """Run ``action`` under the lock if the node is still in ``life``; then report activity."""
-        with self.lock:
-            if self._life != life or not self.is_running:
-                return
-            try:
-                action()
-            finally:
-                if self._on_activity is not None:
-                    self._on_activity()
-
-    def _in_life(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """``callback`` as a timer of this life of the node (skipped after a stop or crash)."""
-        life = self._life
-        return lambda: self._run_in_life(life, callback)
-
-    def _guarded(self, handler: Callable[[Delivery], None]) -> Callable[[Delivery], None]:
-        """A transport handler of this life of the node."""
-        life = self._life
-        if self._defer:
-            return lambda delivery: self._defer_delivery(life, handler, delivery)
-        return lambda delivery: self._run_in_life(life, lambda: handler(delivery))
-
-    def _defer_delivery(self, life: int, handler: Callable[[Delivery], None], delivery: Delivery) -> None:
-        self.clock.call_later(0.0, lambda: self._run_in_life(life, lambda: handler(delivery)))
 
     # -- stored configs ------------------------------------------------------------------------
     def store_pipeline(self, name: str, config: dict[str, Any] | None) -> None:
@@ -471,15 +466,17 @@ class SimulatedNode:
         """Publish a heartbeat now (``kind``: SIMPLE, FULL or TIMERS); returns the signed message."""
         assert self._status is not None, "start() the node first"
         tags = {OPEN_TAG: True} if self.allow_list is None else None
+        active = self.runtime.active_plugins_json()
         status = self._status.status(
             self.time(), address=self.address,
             whitelist=self.whitelist,
             secured=self.secured, supervisor=self.supervisor, device_status=self.device_status,
-            config_streams=list(self.pipelines.values()), active_plugins=self.runtime.active_plugins(),
+            config_streams=list(self.pipelines.values()), active_plugins=active[0],
             counters=self.counters, dct_stats=self.runtime.dct_stats(), kind=kind, initiator_id=initiator_id,
-            log_lines=list(self.log_lines), tags=tags)
-        body = encode_heartbeat(status, version=self.heartbeat_version)
-        signed = self.publish_event(self.profile.ctrl, "HEARTBEAT", body, path=(None, None, None))
+            log_lines=list(self.log_lines) if kind == "FULL" else None, tags=tags)
+        body, text = encode_status(status, self.heartbeat_version, active_plugins=active)
+        signed = self.publish_event(self.profile.ctrl, "HEARTBEAT", body, path=(None, None, None),
+                                    heartbeat=None if text is None else (text, status))
         self.counters["heartbeats"] += 1
         self.netmon.observe(self.address, {**signed, **status})
         self.last_heartbeat = signed
@@ -487,9 +484,14 @@ class SimulatedNode:
 
     # -- publishing -------------------------------------------------------------------------------------
     def publish_event(self, topic: str, event_type: str, body: dict[str, Any], *,
-                      path: tuple[str | None, str | None, str | None]) -> dict[str, Any]:
-        """Envelope, sign and publish an event body (modified in place); returns the signed dict."""
-        return self.publisher.event(topic, event_type, body, path=path)
+                      path: tuple[str | None, str | None, str | None],
+                      heartbeat: tuple[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """Envelope, sign and publish an event body (modified in place); returns the signed dict.
+
+        ``heartbeat``: for a v2 heartbeat, ``(text, status)``: the JSON
+        compressed into ``ENCODED_DATA`` and the status it encodes.
+        """
+        return self.publisher.event(topic, event_type, body, path=path, heartbeat=heartbeat)
 
     def emit_payload(self, body: dict[str, Any], *, pipeline: str, signature: str, instance_id: str,
                      encrypt: bool, pipeline_config: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -116,10 +116,13 @@ class SimPlugin:
     ``ALLOW_EMPTY_INPUTS`` is true. ``process`` returns one payload body (a
     dict, keys upper-cased by the node), a list of them, or None.
     An exception in ``process`` makes the node publish an ``EXCEPTION``
-    notification and back off, as a real node does.
+    notification and back off, as a real node does. Inputs are the plugin's
+    own copies (received messages are shared between nodes); a plugin that
+    never looks at its inputs sets ``COPY_INPUTS = False`` to skip copying.
     """
 
     SIGNATURE: ClassVar[str] = ""
+    COPY_INPUTS: ClassVar[bool] = True
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "PROCESS_DELAY": 0,
         "ALLOW_EMPTY_INPUTS": False,
