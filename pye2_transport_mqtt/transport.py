@@ -78,11 +78,20 @@ _NEW, _CONNECTING, _UP, _DOWN, _GAVE_UP, _FAILED, _CLOSED = (
     "new", "connecting", "up", "down", "gave_up", "failed", "closed")
 
 
+class _LinkMarker:
+    """Stands in for a subscription when ``connect()`` waits for a barrier's acknowledgement."""
+
+    address = "<restored subscriptions>"
+
+    def activate(self) -> None:
+        """Nothing to activate: the barrier only marks a point in the stream."""
+
+
 @dataclass
 class _Pending:
     """A handle waiting for the acknowledgement that activates it."""
 
-    sub: MqttSubscription
+    sub: MqttSubscription | _LinkMarker
     waited: bool  # a subscribe() call waits for ``failures``
     failures: list[str] | None = None
 
@@ -188,6 +197,26 @@ class MqttTransport(BaseTransport):
                 if self._phase == _UP:
                     return
             self._connect_now()
+            self._settle_restored_subscriptions()
+
+    def _settle_restored_subscriptions(self) -> None:
+        """Return from ``connect()`` only once the broker routes to the subscriptions made before it.
+
+        Their SUBSCRIBEs went out with the CONNACK handling; a barrier sent now is
+        acknowledged after the broker has processed them (it handles packets in order).
+        """
+        with self._cond:
+            if self._phase != _UP or self._client is None or not self._table.entries():
+                return
+            mid = paho.barrier(self._client)
+            if mid is None:
+                return
+            marker = _Pending(_LinkMarker(), True)
+            self._pending[mid] = marker
+            links = self._links
+            self._cond.wait_for(lambda: marker.failures is not None or self._links != links or self._phase != _UP,
+                                self.config.connect_timeout)
+            self._pending.pop(mid, None)
 
     def subscribe(self, address: str, handler: Handler) -> MqttSubscription:
         """Deliver every message on topics matching ``address`` to ``handler``.
@@ -518,7 +547,7 @@ class MqttTransport(BaseTransport):
                     self._cond.notify_all()
                     return
                 del self._pending[mid]
-                if failures:
+                if failures and isinstance(pending.sub, MqttSubscription):
                     self._table.remove(pending.sub)
                     pending.sub.mark_cancelled()
         if failures:
