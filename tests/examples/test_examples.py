@@ -94,3 +94,9 @@ def test_distributed_primes_leaves_no_pipeline_behind() -> None:
         for node_id, node in net.nodes.items():
             assert set(node.pipelines) == {"admin_pipeline"}, (node_id, node.pipelines.keys(), started)
         sess.close()
+
+
+def test_the_demo_ships_the_same_tutorial_code_as_the_examples() -> None:
+    shipped = ROOT / "pye2_transport_memory" / "tutorial"
+    assert (shipped / "prime_worker.code").read_text() == (PRIMES / "chain_dist_example_worker.py").read_text()
+    assert (shipped / "prime_initiator.code").read_text() == (PRIMES / "chain_dist_example_initiator.py").read_text()
