@@ -26,6 +26,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from pye2.domain.options import none_or
+from pye2.domain.options import query_options as _query
+from pye2.domain.options import to_bool as _to_bool
+from pye2.domain.options import to_float as _to_float
+from pye2.domain.options import to_int as _to_int
+from pye2.domain.options import to_str as _to_str
 from pye2.errors import ConfigError
 
 from .topology import queue_name, validate_filter
@@ -35,8 +41,6 @@ __all__ = ["OVERFLOW_POLICIES", "AmqpConfig", "parse_url"]
 OVERFLOW_POLICIES = ("raise", "drop_oldest")
 _DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 _RABBITMQ_HARD_MAX = 512 * 1024 * 1024  # rabbit refuses max_message_size above 512 MiB
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,47 +147,14 @@ class AmqpConfig:
         return parse_url(url, **options)
 
 
-def _to_bool(name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
 
 
-def _to_int(name: str, value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise ConfigError(f"{name} must be an integer, got {value!r}")
 
 
-def _to_optional_int(name: str, value: object) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-        return None
-    return _to_int(name, value)
 
 
-def _to_float(name: str, value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise ConfigError(f"{name} must be a number, got {value!r}")
 
 
-def _to_str(name: str, value: object) -> str:
-    if isinstance(value, str):
-        return value
-    shown = type(value).__name__ if name == "password" else repr(value)  # never echo a secret
-    raise ConfigError(f"{name} must be a string, got {shown}")
 
 
 def _to_optional_str(name: str, value: object) -> str | None:
@@ -205,7 +176,7 @@ _CONVERTERS: dict[str, Callable[[str, object], Any]] = {
     "username": _to_str, "password": _to_str, "ca_file": _to_optional_str,
     "heartbeat": _to_int, "connect_timeout": _to_float, "blocked_timeout": _to_float,
     "reconnect_initial_delay": _to_float, "reconnect_max_delay": _to_float,
-    "reconnect_max_attempts": _to_optional_int, "confirms": _to_bool,
+    "reconnect_max_attempts": none_or(_to_int), "confirms": _to_bool,
     "confirm_filters": _to_str_tuple, "publish_timeout": _to_float,
     "offline_queue_max": _to_int, "overflow": _to_str, "max_message_bytes": _to_int,
     "exchange_durable": _to_bool, "queue_prefix": _to_str,
@@ -233,20 +204,6 @@ def _coerce(options: Mapping[str, object]) -> dict[str, Any]:
     return out
 
 
-def _query(query: str) -> dict[str, str]:
-    # Not parse_qs: it turns '+' into a space, and '+' is the MQTT one-level wildcard.
-    options: dict[str, str] = {}
-    for part in query.split("&"):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key = unquote(key)
-        if not sep:
-            raise ConfigError(f"URL option {key!r} has no value (write {key}=...)")
-        if key in options:
-            raise ConfigError(f"URL option {key!r} is given twice")
-        options[key] = unquote(value)
-    return options
 
 
 def parse_url(url: str, **options: Any) -> AmqpConfig:

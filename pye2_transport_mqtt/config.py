@@ -28,6 +28,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from pye2.domain.options import none_or as _none_or
+from pye2.domain.options import query_options as _query
+from pye2.domain.options import to_bool as _to_bool
+from pye2.domain.options import to_float as _to_float
+from pye2.domain.options import to_int as _to_int
+from pye2.domain.options import to_str as _to_str
 from pye2.errors import ConfigError
 
 from ._topics import matches, validate_filter
@@ -41,8 +47,6 @@ PROTOCOLS = ("5", "3.1.1")
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 # MQTT's remaining-length field tops out at 256 MiB; keep room for the topic and header.
 _MQTT_MAX_BODY = 268_435_455 - 65_535 - 16
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 _ALIASES = {"ca": "ca_file", "cert": "cert_file", "key": "key_file", "insecure": "tls_insecure"}
 
 
@@ -225,49 +229,14 @@ class MqttConfig:
         return parse_url(url, **options)
 
 
-def _to_bool(name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
 
 
-def _to_int(name: str, value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise ConfigError(f"{name} must be an integer, got {value!r}")
 
 
-def _to_float(name: str, value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise ConfigError(f"{name} must be a number, got {value!r}")
 
 
-def _none_or(convert: Callable[[str, object], Any]) -> Callable[[str, object], Any]:
-    def converter(name: str, value: object) -> Any:
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-            return None
-        return convert(name, value)
-
-    return converter
 
 
-def _to_str(name: str, value: object) -> str:
-    if isinstance(value, str):
-        return value
-    raise ConfigError(f"{name} must be a string, got {value!r}")
 
 
 def _to_protocol(name: str, value: object) -> str:
@@ -328,20 +297,6 @@ def _coerce(options: Mapping[str, object]) -> dict[str, Any]:
     return out
 
 
-def _query(query: str) -> dict[str, str]:
-    # Not parse_qs: it turns '+' into a space, and '+' is the MQTT one-level wildcard.
-    options: dict[str, str] = {}
-    for part in query.split("&"):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key = unquote(key)
-        if not sep:
-            raise ConfigError(f"URL option {key!r} has no value (write {key}=...)")
-        if key in options:
-            raise ConfigError(f"URL option {key!r} is given twice")
-        options[key] = unquote(value)
-    return options
 
 
 def parse_url(url: str, **options: Any) -> MqttConfig:
