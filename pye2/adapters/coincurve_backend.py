@@ -155,7 +155,20 @@ def _low_s(signature: bytes) -> bytes:
 
     Anything that is not strict DER is returned unchanged: libsecp256k1's own
     strict parser then rejects it, as OpenSSL does.
+
+    The common case (short-form DER ``30 L 02 lr r 02 ls s`` with the lengths
+    adding up and S at most 32 bytes and below n/2) is recognised by reading
+    the length bytes, without a full ASN.1 parse; a low S needs no change
+    whatever else the parse would find, since libsecp256k1 then judges the
+    DER itself. Everything else takes the full parse below.
     """
+    size = len(signature)
+    if 8 <= size <= 72 and signature[0] == 0x30 and signature[1] == size - 2 and signature[2] == 0x02:
+        end_r = 4 + signature[3]
+        if end_r + 2 < size and signature[end_r] == 0x02 and end_r + 2 + signature[end_r + 1] == size:
+            s_bytes = signature[end_r + 2:]
+            if len(s_bytes) <= 32 and int.from_bytes(s_bytes, "big") <= _HALF_ORDER:
+                return signature
     try:
         r, s = decode_dss_signature(signature)
     except ValueError:

@@ -13,23 +13,35 @@
 
 Both built-in verifiers give the same verdict on every input (the vector
 tests check this), so the choice changes speed only.
+
+``PYE2_JSON`` (or ``preference``) does the same for JSON on the receiving side
+(:func:`best_parser`, :func:`best_canonical_v2`): ``auto`` uses orjson when it
+can be imported, ``stdlib`` never does, ``orjson`` insists on it. Both give
+identical messages and canonical texts (the orjson paths hand anything they
+cannot do exactly back to the stdlib), so again only speed changes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from typing import Any
 
 from pye2.adapters.secp256k1 import CryptographyVerifier
-from pye2.errors import ExtraMissing
+from pye2.errors import ConfigError, ExtraMissing, SerializerUnavailable
+from pye2.ports.serializer import Serializer
 from pye2.ports.signer import Verifier
 
-__all__ = ["VERIFIER_ENV", "best_verifier"]
+__all__ = ["JSON_ENV", "VERIFIER_ENV", "best_canonical_v2", "best_parser", "best_verifier"]
 
 log = logging.getLogger(__name__)
 
 #: Environment variable naming the verifier backend (``auto`` when unset).
 VERIFIER_ENV = "PYE2_VERIFIER"
+#: Environment variable choosing the JSON fast paths (``auto`` when unset).
+JSON_ENV = "PYE2_JSON"
+_JSON_CHOICES = ("auto", "stdlib", "orjson")
 
 
 def _coincurve_verifier() -> Verifier:
@@ -67,3 +79,57 @@ def best_verifier(preference: str | None = None) -> Verifier:
     plugged: Verifier = default_host().signer_backend(choice).verifier()
     log.debug("verifying signatures with signer backend %r", choice)
     return plugged
+
+
+def _json_choice(preference: str | None) -> str:
+    raw = preference if preference is not None else os.environ.get(JSON_ENV, "")
+    choice = raw.strip().lower() or "auto"
+    if choice not in _JSON_CHOICES:
+        raise ConfigError(f"{JSON_ENV} must be one of {', '.join(_JSON_CHOICES)}, not {raw!r}")
+    return choice
+
+
+def best_parser(serializer: Serializer, preference: str | None = None) -> Callable[[bytes], dict[str, Any]]:
+    """The function that parses received bytes for ``serializer``.
+
+    For the ``json`` serializer, orjson's parser (:class:`OrjsonSerializer`, which
+    returns exactly what the stdlib returns) unless ``stdlib`` is chosen; any
+    other serializer parses with its own ``loads``.
+
+    Raises:
+        ConfigError: unknown ``PYE2_JSON`` value.
+        SerializerUnavailable: ``orjson`` was asked for and is not installed.
+    """
+    choice = _json_choice(preference)
+    if getattr(serializer, "name", None) != "json" or choice == "stdlib":
+        return serializer.loads
+    from pye2.adapters.orjson_serializer import OrjsonSerializer
+
+    try:
+        return OrjsonSerializer().loads
+    except SerializerUnavailable:
+        if choice == "orjson":
+            raise
+        log.debug("orjson is not installed: parsing JSON with the stdlib")
+        return serializer.loads
+
+
+def best_canonical_v2(preference: str | None = None) -> Callable[[dict[str, Any]], bytes | None] | None:
+    """The exact-or-None ``v2`` canonical encoder on orjson, or None for the stdlib path.
+
+    Raises:
+        ConfigError: unknown ``PYE2_JSON`` value.
+        SerializerUnavailable: ``orjson`` was asked for and cannot be used.
+    """
+    choice = _json_choice(preference)
+    if choice == "stdlib":
+        return None
+    from pye2.adapters.orjson_canonical import OrjsonCanonicalV2
+
+    try:
+        return OrjsonCanonicalV2()
+    except SerializerUnavailable as exc:
+        if choice == "orjson":
+            raise
+        log.debug("canonical JSON on the stdlib: %s", exc)
+        return None

@@ -141,10 +141,11 @@ def data_fields(message: Mapping[str, Any], profile: WireProfile, *, keep_canon_
     """
     if not isinstance(message, Mapping):
         raise DecodeError(f"a message must be a JSON object (mapping), not {type(message).__name__}")
-    excluded = _excluded(profile.signature_fields)
-    data = {k: v for k, v in message.items() if k not in excluded}
-    if keep_canon_marker and SIGN_CANON_V in message:
-        data[SIGN_CANON_V] = message[SIGN_CANON_V]
+    data = dict(message)  # a C-level copy, then a few deletions: faster than filtering every key
+    pop = data.pop
+    for name in _excluded(profile.signature_fields):
+        if name != SIGN_CANON_V or not keep_canon_marker:
+            pop(name, None)
     return data
 
 

@@ -29,6 +29,7 @@ from pye2.domain.messages import (
     payload_event,
 )
 from pye2.domain.profiles import WireProfile
+from pye2.domain.signing import FastCanonFn, verify_fields
 from pye2.errors import ConfigError, CryptoError, DecodeError, Pye2Error, SignatureInvalid
 from pye2.ports.formatter import Formatter
 from pye2.ports.serializer import Serializer
@@ -56,8 +57,13 @@ class ProtocolEngine:
         formatter_lookup: name -> Formatter, raising a pye2 error if unknown.
         verify: ``"strict"`` (drop and count bad signatures), ``"warn"`` (log,
             deliver) or ``"off"``.
-        verifier: signature backend (default: the ``cryptography`` one).
+        verifier: signature backend (default: :func:`pye2.wire.default_verifier`).
         encrypt: encrypt command ``ACTION``/``PAYLOAD`` for the target node.
+        parse: wire bytes -> message dict for inbound messages (default:
+            ``serializer.loads``); must return exactly what the serializer
+            would (see :func:`pye2.adapters.select.best_parser`).
+        fast_v2: exact-or-None ``v2`` canonical encoder for verification
+            (see :func:`pye2.domain.signing.verify_fields`).
     """
 
     def __init__(
@@ -73,6 +79,8 @@ class ProtocolEngine:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_inflated: int = DEFAULT_MAX_INFLATED,
         warn_interval: float = 60.0,
+        parse: Callable[[bytes], dict[str, Any]] | None = None,
+        fast_v2: FastCanonFn | None = None,
     ) -> None:
         if verify not in VERIFY_MODES:
             raise ConfigError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
@@ -83,6 +91,10 @@ class ProtocolEngine:
         self.verify = verify
         self.verifier = verifier
         self.encrypt = encrypt
+        self._parse = parse if parse is not None else serializer.loads
+        self._fast_v2 = fast_v2
+        self._verify_ecdsa = (verifier if verifier is not None else wire.default_verifier()).verify
+        self._verifies = verify != "off"
         self.max_message_bytes = max_message_bytes
         self.max_inflated = max_inflated
         self._formatter_lookup = formatter_lookup
@@ -96,14 +108,15 @@ class ProtocolEngine:
         if len(body) > self.max_message_bytes:
             return Rejected("too_large", f"{len(body)} bytes > {self.max_message_bytes}", kind=kind)
         try:
-            message: dict[str, Any] = self.serializer.loads(body)
+            message: dict[str, Any] = self._parse(body)
         except DecodeError as exc:
             return Rejected("malformed", str(exc), kind=kind)
         raw_sender = message.get("EE_SENDER")
         sender: str | None = raw_sender if isinstance(raw_sender, str) else None
-        if self.verify != "off":
+        if self._verifies:
             try:
-                wire.verify_message(message, profile=self.profile, verifier=self.verifier, json_native=True)
+                verify_fields(message, profile=self.profile, verify=self._verify_ecdsa, json_native=True,
+                              fast_v2=self._fast_v2)
             except SignatureInvalid as exc:
                 if self.verify == "strict":
                     self._rate_limited_log(sender or "?", "signature", now, "rejected %s from %s: %s",

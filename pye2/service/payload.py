@@ -51,6 +51,12 @@ class Payload(UserDict[str, Any]):
     missing keys raise AttributeError.
     """
 
+    def __init__(self, data: Any = None, /, **kwargs: Any) -> None:
+        # UserDict's own __init__ copies key by key through __setitem__; one dict() call does it in C.
+        super().__setattr__("data", dict(data) if data is not None else {})
+        if kwargs:
+            self.data.update(kwargs)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name == "data":
             raise AttributeError(name)

@@ -180,10 +180,15 @@ class Session:
             if self.identity is None:
                 self.identity = self._load_identity()
             encrypt = self._options.get("encrypt_comms")
+            serializer = host.serializer(self._options.get("serializer", "json"))
+            from pye2.adapters.select import best_canonical_v2, best_parser
+
             self.engine = ProtocolEngine(
                 profile=self.profile,
                 identity=self.identity,
-                serializer=host.serializer(self._options.get("serializer", "json")),
+                serializer=serializer,
+                parse=best_parser(serializer),
+                fast_v2=best_canonical_v2(),
                 formatter_lookup=host.formatter,
                 verify=self.verify,
                 encrypt=bool(self.profile.encrypt_commands if encrypt is None else encrypt)

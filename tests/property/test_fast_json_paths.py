@@ -1,0 +1,180 @@
+"""The orjson fast paths change speed only: same canonical text, same parsed messages, same verdicts.
+
+* ``OrjsonCanonicalV2`` returns either exactly the stdlib ``v2`` text or None,
+  on generated JSON-native data (floats of every magnitude included) and on
+  the floats where the two writers are known to differ;
+* ``best_parser`` (orjson) returns what the stdlib returns for generated JSON
+  text, including the inputs orjson hands back (NaN, huge ints);
+* every signature vector gets the same verdict and reason with and without
+  the fast paths, through ``verify_fields`` and through a Session-level engine;
+* the DER fast path of the coincurve verifier agrees with the full parse.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from pye2.adapters.coincurve_backend import _low_s
+from pye2.adapters.json_serializer import JsonSerializer
+from pye2.adapters.orjson_canonical import OrjsonCanonicalV2
+from pye2.adapters.secp256k1 import CryptographyVerifier
+from pye2.adapters.select import JSON_ENV, best_canonical_v2, best_parser
+from pye2.domain.canonical import encode
+from pye2.domain.profiles import CANON_V2
+from pye2.domain.signing import verify_fields
+from pye2.errors import ConfigError, SignatureInvalid
+from pye2.wire import AIXP, RATIO1, WireProfile
+
+FAST_V2 = OrjsonCanonicalV2()
+STDLIB = JsonSerializer()
+FAST_PARSE = best_parser(STDLIB, "orjson")
+VERIFIER = CryptographyVerifier()
+
+floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=1e-6, max_value=1e-3),
+    st.floats(min_value=-1e-3, max_value=-1e-6),
+    st.sampled_from([1e-5, 9.99e-5, 1.5e-7, 1e-9, 1e-10, 1e16, 1e22, -0.0, 5e-324, 0.0001]),
+)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), floats, st.text(max_size=12))
+json_values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=6), inner, max_size=5)), max_leaves=25)
+json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=8)
+
+
+@given(json_objects)
+@settings(max_examples=600)
+@example({"x": 8.755342442351592e-07})
+@example({"x": 1e-05, "y": "0.00001"})
+@example({"x": 2**64})
+@example({"id": "3e-7", "v": 1.0})
+def test_orjson_v2_text_is_exact_or_none(data: dict[str, Any]) -> None:
+    exact = encode(data, CANON_V2, json_native=True)
+    fast = FAST_V2(data)
+    assert fast is None or fast == exact
+
+
+@pytest.mark.parametrize("value", [8.7e-07, 1e-05, 4.9e-05, -3.9e-05, 2.5e-09])
+def test_floats_written_differently_send_the_text_to_the_exact_path(value: float) -> None:
+    assert FAST_V2({"v": value}) is None
+    assert encode({"v": value}, CANON_V2, json_native=True) == json.dumps(
+        {"v": value}, separators=(",", ":")).encode()
+
+
+def test_common_message_takes_the_fast_path() -> None:
+    data = {"EE_ID": "node-1", "EE_MESSAGE_SEQ": 7, "X": [0.5, 1e16, 1e-10], "T": "e-1", "S": "é"}
+    assert FAST_V2(data) == encode(data, CANON_V2, json_native=True)
+
+
+@given(json_objects)
+@settings(max_examples=400)
+@example({"n": float("nan")})
+@example({"big": 2**80, "neg": -(2**70)})
+def test_fast_parser_returns_what_the_stdlib_returns(data: dict[str, Any]) -> None:
+    for text in (json.dumps(data), json.dumps(data, separators=(",", ":"), ensure_ascii=False)):
+        body = text.encode("utf-8")
+        expected = STDLIB.loads(body)
+        got = FAST_PARSE(body)
+        assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
+        assert _float_bits(got) == _float_bits(expected)
+
+
+def _float_bits(obj: Any) -> list[Any]:
+    out: list[Any] = []
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+        elif isinstance(o, float):
+            out.append("nan" if math.isnan(o) else o.hex())
+    return out
+
+
+def _vector_cases(load_vectors: Callable[[str], Any]) -> list[tuple[dict[str, Any], WireProfile]]:
+    cases = []
+    for filename, field in (("signatures.json", "signed"), ("tampered.json", "message")):
+        for case in load_vectors(filename)["cases"]:
+            legacy = "unversioned" in case.get("canon", "") or "unversioned_42ee127" in case["id"] \
+                or "unversioned_42ee127" in case.get("based_on", "")
+            cases.append((case[field], AIXP if legacy else RATIO1))
+    return cases
+
+
+def _verdict(message: Any, profile: WireProfile, fast: bool) -> tuple[bool, str]:
+    try:
+        if fast:
+            parsed = FAST_PARSE(json.dumps(message).encode())
+            verify_fields(parsed, profile=profile, verify=VERIFIER.verify, json_native=True, fast_v2=FAST_V2)
+        else:
+            parsed = STDLIB.loads(json.dumps(message).encode())
+            verify_fields(parsed, profile=profile, verify=VERIFIER.verify, json_native=True)
+    except SignatureInvalid as exc:
+        return False, exc.reason
+    return True, ""
+
+
+def test_every_vector_gets_the_same_verdict_with_the_fast_paths(vectors: Callable[[str], Any]) -> None:
+    cases = _vector_cases(vectors)
+    assert len(cases) > 20
+    accepted = 0
+    for message, profile in cases:
+        slow = _verdict(message, profile, fast=False)
+        assert _verdict(message, profile, fast=True) == slow
+        accepted += slow[0]
+    assert 0 < accepted < len(cases)  # both verdicts are exercised
+
+
+@given(st.binary(min_size=0, max_size=80))
+@settings(max_examples=500)
+def test_der_fast_path_agrees_with_the_full_parse(data: bytes) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+    order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    try:
+        r, s = decode_dss_signature(data)
+    except ValueError:
+        expected = data
+    else:
+        expected = encode_dss_signature(r, order - s) if order // 2 < s < order else data
+    assert _low_s(data) == expected
+
+
+@pytest.mark.parametrize("s", [1, 2**255 - 19, 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2,
+                               0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2 + 1])
+def test_der_fast_path_on_well_formed_signatures(s: int) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+    order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    der = encode_dss_signature(12345678901234567890, s)
+    _, low = decode_dss_signature(_low_s(der))
+    assert low == (order - s if s > order // 2 else s)
+    assert base64.b64encode(_low_s(der))  # bytes out
+
+
+def test_json_preference(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert best_parser(STDLIB, "stdlib") == STDLIB.loads
+    assert best_canonical_v2("stdlib") is None
+    assert best_canonical_v2("orjson") is not None
+    monkeypatch.setenv(JSON_ENV, "stdlib")
+    assert best_canonical_v2() is None
+    monkeypatch.setenv(JSON_ENV, "simdjson")
+    with pytest.raises(ConfigError, match="PYE2_JSON"):
+        best_parser(STDLIB)
+
+
+def test_other_serializers_parse_with_their_own_loads() -> None:
+    from pye2.adapters.msgpack_serializer import MsgpackSerializer
+
+    packer = MsgpackSerializer()
+    assert best_parser(packer, "orjson") == packer.loads
