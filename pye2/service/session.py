@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pye2.domain.messages import KIND_HEARTBEAT, KIND_NOTIFICATION, KIND_PAYLOAD, Rejected
+from pye2.domain.messages import KIND_HEARTBEAT, KIND_NOTIFICATION, KIND_PAYLOAD, Event, Rejected
 from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView
 from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
@@ -31,6 +31,7 @@ from pye2.errors import ConfigError, NodeOffline, PipelineNotFound, Pye2Error, T
 from pye2.ports.clock import Clock
 from pye2.ports.transport import ConnectionEvent, Delivery, Subscription, Transport
 from pye2.service.confirmations import Confirmation, ConfirmationTracker, Expectation
+from pye2.service.decode_pool import DEFAULT_DECODE_THREADS
 from pye2.service.dispatch import Dispatcher
 from pye2.service.engine import ProtocolEngine
 from pye2.service.inbox import Inbox
@@ -82,6 +83,8 @@ class Session:
     Keyword options: ``online_timeout`` (60 s), ``command_timeout`` (30 s),
     ``inbox_size`` (100000), ``inbox_policy`` (``"drop_oldest"``),
     ``slow_callback_threshold`` (1 s), ``blocked_callback_timeout`` (10 s),
+    ``decode_threads`` (threads that parse and verify received messages on
+    wall-clock sessions, the dispatcher's included: 2 on 2+ cores),
     ``encrypt_comms`` (RATIO1 only), ``root_topic``, ``serializer`` (``"json"``),
     ``plugin_host``, ``env_file`` (``".env"``), ``key_path``,
     ``on_connection`` (``f(session, event)``), ``connect_timeout``.
@@ -110,8 +113,8 @@ class Session:
     ) -> None:
         known = {
             "online_timeout", "command_timeout", "inbox_size", "inbox_policy", "slow_callback_threshold",
-            "blocked_callback_timeout", "encrypt_comms", "root_topic", "serializer", "plugin_host", "env_file",
-            "key_path", "on_connection", "connect_timeout", "log", "blockchain_config", "secured",
+            "blocked_callback_timeout", "decode_threads", "encrypt_comms", "root_topic", "serializer", "plugin_host",
+            "env_file", "key_path", "on_connection", "connect_timeout", "log", "blockchain_config", "secured",
         }
         unknown = set(kwargs) - known
         if unknown:
@@ -201,7 +204,9 @@ class Session:
             if listener is not None and hasattr(transport, "add_connection_listener"):
                 transport.add_connection_listener(lambda ev: self._deliver_connection_event(listener, ev))
             if self._threaded:
-                self._worker = DispatchWorker(self.inbox, self._process, self.dispatcher, self.stats, name=self.name,
+                self._worker = DispatchWorker(self.inbox, self._decode, self._apply, self.dispatcher, self.stats,
+                                              name=self.name, decode_threads=int(self._options.get(
+                                                  "decode_threads", DEFAULT_DECODE_THREADS)),
                                               blocked_timeout=float(self._options.get("blocked_callback_timeout",
                                                                                       10.0)))
                 self._worker.start()
@@ -352,20 +357,31 @@ class Session:
 
     # ------------------------------------------------------------------ inbound
     def _process(self, kind: str, body: Any) -> None:
+        self._apply(kind, body, self._decode((kind, body)))
+
+    def _decode(self, item: tuple[str, Any]) -> Event | Rejected | None:
+        """Parse, verify and decode one received message (thread-safe; None for connection events)."""
+        kind, body = item
+        if kind == KIND_CONNECTION:
+            return None
+        assert self.engine is not None and self.clock is not None
+        return self.engine.receive(kind, body, self.clock.time())
+
+    def _apply(self, kind: str, body: Any, decoded: Event | Rejected | BaseException | None) -> None:
+        """Route one decoded message and run its callbacks (the dispatcher thread only, in order)."""
         if kind == KIND_CONNECTION:
             listener = self._options.get("on_connection")
             if listener is not None:
                 self.dispatcher.call(listener, self, body)
-            with self._cond:
-                self._cond.notify_all()
+        elif isinstance(decoded, Rejected):
+            self.stats.count_rejected(decoded.reason)
             return
-        assert self.engine is not None and self.clock is not None
-        now = self.clock.time()
-        event = self.engine.receive(kind, body, now)
-        if isinstance(event, Rejected):
-            self.stats.count_rejected(event.reason)
+        elif isinstance(decoded, BaseException) or decoded is None:
+            self.stats.count_rejected("internal")  # the decoder raised (logged where it happened)
             return
-        self.router.route(kind, event, now)
+        else:
+            assert self.clock is not None
+            self.router.route(kind, decoded, self.clock.time())
         with self._cond:
             self._cond.notify_all()
 

@@ -1,10 +1,14 @@
 """The session's dispatcher thread and its watchdog (wall-clock sessions only).
 
-One dispatcher thread drains the inbox and processes messages (decode,
-verify, user callbacks). The watchdog notices a user callback blocked longer
-than ``blocked_timeout``: it reports it, marks that callback busy (later
-deliveries to it are skipped and counted until it returns) and starts a fresh
-dispatcher thread, so delivery to every other callback goes on.
+One dispatcher thread drains the inbox in batches: each batch is decoded
+(parse, verify...) by a :class:`~pye2.service.decode_pool.DecodePool` (the
+dispatcher plus helper threads), then applied (routing, user callbacks) by the
+dispatcher alone, in arrival order. The watchdog notices a user callback
+blocked longer than ``blocked_timeout``: it reports it, marks that callback
+busy (later deliveries to it are skipped and counted until it returns) and
+starts a fresh dispatcher thread, so delivery to every other callback goes
+on. The decoded messages the blocked thread had not applied yet are kept in
+the worker, not in the thread, so its successor applies them: none is lost.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pye2.service.decode_pool import DEFAULT_DECODE_THREADS, DecodePool
 from pye2.service.dispatch import Dispatcher
 from pye2.service.inbox import Inbox
 from pye2.service.stats import SessionStats
@@ -25,12 +31,21 @@ log = logging.getLogger("pye2.session")
 
 
 class DispatchWorker:
-    """Runs ``process(kind, item)`` for every inbox item on a replaceable thread."""
+    """Runs ``apply(kind, item, decode((kind, item)))`` for every inbox item, on a replaceable thread.
 
-    def __init__(self, inbox: Inbox[tuple[str, Any]], process: Callable[[str, Any], None],
-                 dispatcher: Dispatcher, stats: SessionStats, *, name: str, blocked_timeout: float = 10.0) -> None:
+    Args:
+        inbox: where transport threads put ``(kind, item)``.
+        decode: ``(kind, item) -> decoded``; thread-safe (runs on several threads).
+        apply: ``(kind, item, decoded)``; runs on the dispatcher thread, in order.
+        decode_threads: threads decoding each batch, the dispatcher's included.
+    """
+
+    def __init__(self, inbox: Inbox[tuple[str, Any]], decode: Callable[[tuple[str, Any]], Any],
+                 apply: Callable[[str, Any, Any], None], dispatcher: Dispatcher, stats: SessionStats, *,
+                 name: str, blocked_timeout: float = 10.0, decode_threads: int = DEFAULT_DECODE_THREADS) -> None:
         self.inbox = inbox
-        self.process = process
+        self.apply = apply
+        self.pool: DecodePool[tuple[str, Any], Any] = DecodePool(decode, decode_threads, name=name)
         self.dispatcher = dispatcher
         self.stats = stats
         self.name = name
@@ -38,6 +53,8 @@ class DispatchWorker:
         self._generation = 0
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._pending: deque[tuple[tuple[str, Any], Any]] = deque()
+        self._turn = threading.Lock()  # generation check + taking the next pending item
 
     def start(self) -> None:
         """Start the dispatcher and the watchdog."""
@@ -54,20 +71,35 @@ class DispatchWorker:
         for t in self._threads:
             if t is not me:
                 t.join(timeout=5)
+        self.pool.close()
 
     def _spawn(self) -> None:
-        self._generation += 1
-        gen = self._generation
+        with self._turn:
+            self._generation += 1
+            gen = self._generation
         t = threading.Thread(target=self._loop, args=(gen,), name=f"pye2-dispatch-{self.name}-{gen}", daemon=True)
         self._threads.append(t)
         t.start()
 
+    def _next(self, generation: int) -> tuple[tuple[str, Any], Any] | None:
+        with self._turn:
+            if generation != self._generation or not self._pending:
+                return None
+            return self._pending.popleft()
+
     def _loop(self, generation: int) -> None:
+        pending = self._pending
         while not self.inbox.closed and generation == self._generation:
-            for kind, body in self.inbox.get_batch(256, timeout=0.5):
-                self.process(kind, body)
-                if generation != self._generation:
-                    break
+            if not pending:
+                batch = self.inbox.get_batch(256, timeout=0.5)
+                if not batch:
+                    continue
+                decoded = self.pool.map(batch)
+                with self._turn:  # (no callback runs while decoding, so this thread is still current)
+                    pending.extend(zip(batch, decoded))
+            while (entry := self._next(generation)) is not None:
+                (kind, body), result = entry
+                self.apply(kind, body, result)
         if generation != self._generation:
             # this thread was replaced while stuck in a callback; that callback may run again
             self.dispatcher.busy.clear()
