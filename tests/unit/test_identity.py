@@ -179,3 +179,21 @@ def test_backend_is_registered_and_works_through_the_plugin_host() -> None:
     assert backend.verifier() is backend.verifier()
     assert verify_message(signed, profile=RATIO1, verifier=backend.verifier()) == signer.address(RATIO1)
     assert backend.generate().public_key != signer.public_key
+
+
+@pytest.mark.parametrize("seed", [b"a", b"b", b"pye2"])
+def test_signer_backends_give_identical_signatures(seed: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from pye2.adapters.secp256k1 import SIGNER_ENV
+
+    secret = hashlib.sha256(seed).digest()
+    digests = [hashlib.sha256(bytes([i])).digest() for i in range(20)]
+    monkeypatch.setenv(SIGNER_ENV, "cryptography")  # read at the first signature
+    openssl = Identity.from_private_bytes(secret)
+    by_openssl = [openssl.sign(d) for d in digests]
+    monkeypatch.setenv(SIGNER_ENV, "coincurve")
+    fast = Identity.from_private_bytes(secret)
+    assert [fast.sign(d) for d in digests] == by_openssl
+    assert fast._signer is not None and fast._signer.__self__.__class__.__name__ == "CoincurveSigner"
+    assert openssl._signer == openssl._sign_openssl
