@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pye2.errors import TransportConnectError, TransportError, TransportUnavailable
 
@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_Client = TypeVar("_Client", bound=mqtt.Client)
 
 #: Never subscribed: unsubscribing from it is a harmless round trip (``$`` keeps it apart from user topics).
 BARRIER_FILTER = "$pye2/barrier"
@@ -83,18 +85,21 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
     return context
 
 
-def build_client(config: MqttConfig, callbacks: dict[str, Callable[..., None]]) -> mqtt.Client:
+def build_client(config: MqttConfig, callbacks: dict[str, Callable[..., None]],
+                 factory: Callable[..., _Client]) -> _Client:
     """A configured paho client (callback API 2) with ``callbacks`` (``on_connect`` ...) set.
+
+    ``factory`` makes it: ``mqtt.Client`` or a subclass, called like it.
 
     Raises:
         TransportConnectError: paho or TLS setup failed.
     """
     try:
         if config.protocol == "5":
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+            client = factory(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         else:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
-                                 clean_session=config.clean_session, protocol=mqtt.MQTTv311)
+            client = factory(CallbackAPIVersion.VERSION2, client_id=config.client_id,
+                             clean_session=config.clean_session, protocol=mqtt.MQTTv311)
         client.suppress_exceptions = True  # our callbacks catch everything; belt and braces
         client.enable_logger(_PahoDebugLog(logging.getLogger(__name__ + ".paho")))  # type: ignore[arg-type]
         if config.username is not None:

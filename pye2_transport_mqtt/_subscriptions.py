@@ -11,14 +11,18 @@ broker acknowledges the SUBSCRIBE (or, for a filter already subscribed, a
 barrier round trip): the broker sends everything it routed earlier before that
 acknowledgement, on the same connection, so a new handle never receives a
 message routed before it existed. The table is not thread-safe: the transport
-guards it with its own lock.
+guards it with its own lock. The one exception is the read side of routing,
+:meth:`SubscriptionTable.candidates`, which the network thread calls for every
+message without that lock: it reads immutable snapshots that every change
+replaces whole (filters first, then the per-topic cache), so a reader sees the
+table before or after a change, never half of one.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pye2.ports.transport import Delivery, Handler
@@ -30,6 +34,7 @@ __all__ = ["FilterEntry", "MqttSubscription", "SubscriptionTable"]
 log = logging.getLogger(__name__)
 
 _MAX_SUBSCRIPTION_ID = 268_435_455  # MQTT 5 variable byte integer limit
+_TOPIC_CACHE_MAX = 4096  # topics whose matching handles are remembered (routing without ids)
 
 
 class MqttSubscription:
@@ -120,6 +125,10 @@ class SubscriptionTable:
         self._by_filter: dict[str, FilterEntry] = {}
         self._by_id: dict[int, FilterEntry] = {}
         self._last_id = 0
+        # Snapshots for lock-free routing (replaced whole on every change, see the module doc).
+        self._subs_by_id: dict[int, tuple[MqttSubscription, ...]] = {}
+        self._filters: tuple[tuple[str, tuple[MqttSubscription, ...]], ...] = ()
+        self._by_topic: dict[str, tuple[MqttSubscription, ...]] = {}
 
     def add(self, sub: MqttSubscription, qos: int) -> tuple[FilterEntry, bool]:
         """Register ``sub``; return its filter entry and whether the filter is new."""
@@ -130,6 +139,7 @@ class SubscriptionTable:
             self._by_filter[sub.address] = entry
             self._by_id[entry.sub_id] = entry
         entry.subs.append(sub)
+        self._changed()
         return entry, is_new
 
     def remove(self, sub: MqttSubscription) -> FilterEntry | None:
@@ -138,11 +148,11 @@ class SubscriptionTable:
         if entry is None or sub not in entry.subs:
             return None
         entry.subs.remove(sub)
-        if entry.subs:
-            return None
-        del self._by_filter[entry.topic_filter]
-        del self._by_id[entry.sub_id]
-        return entry
+        if not entry.subs:
+            del self._by_filter[entry.topic_filter]
+            del self._by_id[entry.sub_id]
+        self._changed()
+        return None if entry.subs else entry
 
     def entries(self) -> list[FilterEntry]:
         """Every filter with at least one handler, in subscription order."""
@@ -156,24 +166,43 @@ class SubscriptionTable:
         """Forget everything (the transport is closing)."""
         self._by_filter.clear()
         self._by_id.clear()
+        self._changed()
 
     def route(self, topic: str, sub_ids: Sequence[int] | None) -> list[MqttSubscription]:
-        """The handles one broker delivery goes to, each at most once.
+        """The active handles one broker delivery goes to, each at most once (see :meth:`candidates`)."""
+        return [s for s in self.candidates(topic, sub_ids) if s.active]
+
+    def candidates(self, topic: str, sub_ids: Sequence[int] | None) -> tuple[MqttSubscription, ...]:
+        """The handles, active or not, of the filters one broker delivery is for (no lock needed).
 
         With subscription identifiers (MQTT 5) the delivery goes to the filters
         whose ids it carries: a broker that sends one copy per overlapping
         subscription (Mosquitto does) stamps each copy with one id, so every
         subscription sees the message once. An id whose filter was cancelled
         in the meantime routes nowhere. Without ids (MQTT 3.1.1, or a broker
-        that does not assign them) the topic is matched against every filter.
+        that does not assign them) the topic is matched against every filter
+        (remembered per topic until the table changes). The caller skips the
+        handles that are not active yet.
         """
         if sub_ids:
-            entries: Iterable[FilterEntry] = (
-                self._by_id[i] for i in dict.fromkeys(sub_ids) if i in self._by_id
-            )
-        else:
-            entries = (e for e in self._by_filter.values() if matches(e.topic_filter, topic))
-        return [s for e in entries for s in e.subs if s.active]
+            by_id = self._subs_by_id
+            if len(sub_ids) == 1:
+                return by_id.get(sub_ids[0], ())
+            return tuple(s for i in dict.fromkeys(sub_ids) for s in by_id.get(i, ()))
+        cache = self._by_topic  # read before the filters: a change replaces them in the other order
+        found = cache.get(topic)
+        if found is None:
+            found = tuple(s for topic_filter, subs in self._filters if matches(topic_filter, topic) for s in subs)
+            if len(cache) >= _TOPIC_CACHE_MAX:
+                cache.clear()
+            cache[topic] = found
+        return found
+
+    def _changed(self) -> None:
+        """Publish new routing snapshots (the owner's lock is held; see the module doc)."""
+        self._subs_by_id = {i: tuple(e.subs) for i, e in self._by_id.items()}
+        self._filters = tuple((e.topic_filter, tuple(e.subs)) for e in self._by_filter.values())
+        self._by_topic = {}
 
     def _next_id(self) -> int:
         # Fresh ids (not reused while the table lives) keep late deliveries for a

@@ -6,7 +6,11 @@ Features:
   (``ca_file=``, ``cert_file=``/``key_file=``); every option is a field of
   :class:`~pye2_transport_mqtt.config.MqttConfig`. Addresses are MQTT topics as they are.
 * One paho client, one TCP connection per transport; MQTT 5 by default (``protocol=3.1.1``
-  for old brokers); paho's network thread (``loop_start``) runs the socket.
+  for old brokers); paho's network thread (``loop_start``) runs the socket. It reads through
+  :class:`~pye2_transport_mqtt._reader.BufferedReadClient`: large reads, and QoS 0 messages
+  handed from the read buffer to the handlers without paho's per-message work (QoS 1/2 and
+  control packets still go through paho). A malformed packet from the broker drops the link
+  (then reconnect as after any loss).
 * ``connect()`` blocks until CONNACK, at most ``connect_timeout``; failures raise
   :class:`~pye2.errors.TransportConnectError` with paho's error chained.
 * Subscriptions are owned by the transport: one broker subscription per distinct filter
@@ -49,7 +53,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -66,6 +70,7 @@ from pye2.ports.transport import (
 from . import _client as paho
 from ._client import MQTTErrorCode, Properties, ReasonCode, mqtt
 from ._outbox import FAILED, NO_CONNECTION, SENT, Outbox, Outgoing, Sender
+from ._reader import BufferedReadClient
 from ._subscriptions import FilterEntry, MqttSubscription, SubscriptionTable
 from ._topics import validate_filter, validate_topic
 from .config import MqttConfig, parse_url
@@ -126,7 +131,7 @@ class MqttTransport(BaseTransport):
         self._connect_lock = threading.Lock()  # serialises connect() and close()
         self._phase = _NEW
         self._closing = False
-        self._client: mqtt.Client | None = None
+        self._client: BufferedReadClient | None = None
         self._outbox = Outbox(config.offline_queue_max, config.overflow, config.max_inflight)
         self._table = SubscriptionTable()
         self._listeners: list[ConnectionListener] = []
@@ -370,12 +375,14 @@ class MqttTransport(BaseTransport):
         reason = str(error) if error else f"no CONNACK within {cfg.connect_timeout}s"
         raise TransportConnectError(f"cannot connect to MQTT broker {cfg.safe_url}: {reason}") from error
 
-    def _ensure_client(self) -> mqtt.Client:
+    def _ensure_client(self) -> BufferedReadClient:
         if self._client is None:
             names = ("on_connect", "on_connect_fail", "on_disconnect", "on_message", "on_publish", "on_subscribe",
                      "on_unsubscribe")
-            self._client = paho.build_client(
-                self.config, {name: self._guard(getattr(self, "_" + name)) for name in names})
+            client = paho.build_client(
+                self.config, {name: self._guard(getattr(self, "_" + name)) for name in names}, BufferedReadClient)
+            client.on_qos0_publish = self._dispatch  # the reader guards it itself
+            self._client = client
         return self._client
 
     def _abort_link(self) -> None:
@@ -506,16 +513,22 @@ class MqttTransport(BaseTransport):
             self._counts["unrouted"] += 1
             return
         sub_ids = getattr(message.properties, "SubscriptionIdentifier", None) if message.properties else None
-        with self._cond:
-            targets = self._table.route(topic, sub_ids if self._use_sub_ids else None)
-        if not targets:
-            self._counts["unrouted"] += 1
-            return
-        delivery = Delivery(topic, bytes(message.payload))
-        for sub in targets:
-            if not sub.deliver(delivery):
-                self._counts["handler_errors"] += 1
-        self._counts["delivered"] += 1
+        self._dispatch(topic, sub_ids, bytes(message.payload))
+
+    def _dispatch(self, topic: str, sub_ids: Sequence[int] | None, body: bytes) -> None:
+        """Hand one broker delivery to the active handles it is routed to.
+
+        The reader calls this directly for QoS 0 messages. No lock: the table's routing
+        read side is lock-free and handles are activated on this thread, in stream order.
+        """
+        delivery: Delivery | None = None
+        for sub in self._table.candidates(topic, sub_ids if self._use_sub_ids else None):
+            if sub.active:
+                if delivery is None:
+                    delivery = Delivery(topic, body)
+                if not sub.deliver(delivery):
+                    self._counts["handler_errors"] += 1
+        self._counts["unrouted" if delivery is None else "delivered"] += 1
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
                     _properties: Properties) -> None:
