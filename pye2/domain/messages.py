@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pye2.domain.codecs.heartbeat_view import HeartbeatView
 from pye2.errors import DecodeError
 
 __all__ = [
@@ -35,15 +36,17 @@ KIND_PAYLOAD = "payload"
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatEvent:
-    """A node's heartbeat; ``data`` is the merged view (v2 inflated over the outer dict)."""
+    """A node's heartbeat; ``data`` is the merged view (v2 inflated over the outer dict).
+
+    A v2 ``data`` built with ``decode_heartbeat(..., lazy=True)`` is a
+    :class:`~pye2.domain.codecs.heartbeat_view.HeartbeatView`, decoded on its
+    first read; ``alias`` and ``address`` come from its envelope, so building
+    and routing the event never decodes it.
+    """
 
     alias: str
     address: str | None
     data: dict[str, Any]
-    pipelines: list[dict[str, Any]] | None
-    whitelist: tuple[str, ...]
-    secured: bool | None
-    status: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +113,21 @@ def _opt_str(value: Any) -> str | None:
 
 
 def heartbeat_event(view: Mapping[str, Any]) -> HeartbeatEvent:
-    """Build the event from a decoded heartbeat view (see ``decode_heartbeat``)."""
+    """Build the event from a decoded heartbeat view (see ``decode_heartbeat``).
+
+    A :class:`~pye2.domain.codecs.heartbeat_view.HeartbeatView` becomes the
+    event's data as it is, still undecoded: the node is named by its
+    envelope's ``EE_ID`` / ``EE_SENDER`` (what the original SDKs read before
+    decoding, spec section 3), and its status is checked when first read.
+    Any other view is copied and its pipeline list checked now.
+    """
+    if isinstance(view, HeartbeatView):
+        envelope = view.envelope
+        return HeartbeatEvent(alias=_alias(envelope), address=_address(envelope), data=view)
     streams = view.get("CONFIG_STREAMS", view.get("PIPELINES"))
     if streams is not None and not isinstance(streams, list):
         raise DecodeError("CONFIG_STREAMS is not a list")
-    pipelines = [dict(cfg) for cfg in streams if isinstance(cfg, Mapping)] if streams is not None else None
-    whitelist = view.get("EE_WHITELIST") or ()
-    if not isinstance(whitelist, (list, tuple)):
-        whitelist = ()
-    secured = view.get("SECURED")
-    return HeartbeatEvent(
-        alias=_alias(view),
-        address=_address(view),
-        data=dict(view),
-        pipelines=pipelines,
-        whitelist=tuple(str(w) for w in whitelist),
-        secured=secured if isinstance(secured, bool) else None,
-        status=_opt_str(view.get("DEVICE_STATUS")),
-    )
+    return HeartbeatEvent(alias=_alias(view), address=_address(view), data=dict(view))
 
 
 def notification_event(message: Mapping[str, Any]) -> NotificationEvent:

@@ -2,39 +2,249 @@
 
 Pure: fed decoded events with an explicit ``now`` (seconds, the session's
 clock). A node is known by its alias (``EE_ID``) and, when the message was
-signed, its address (``EE_SENDER``); either finds it. Memory per node is kept
-small on purpose (no full heartbeat is stored; callers that want it get it in
-the heartbeat callback).
+signed, its address (``EE_SENDER``); either finds it.
+
+Memory per node is kept small on purpose: no full heartbeat is stored
+(callers that want it get it in the heartbeat callback). What a record needs
+from the node's last heartbeat (its pipelines, whitelist, ``SECURED``,
+``DEVICE_STATUS``: a :class:`NodeStatus`) is read from it when first asked
+for. Until then a v2 heartbeat is kept as its compressed status (about
+3.6 KB for a real node, whose parsed pipelines alone take some 13 KB), so a
+session that is never asked about a node never decodes its heartbeats. Once
+read, the fields stay parsed for the :data:`DEFAULT_PARSED_NODES` nodes read
+last; the others are decoded again when asked. A status that turns out not
+to decode (or lists pipelines that are not a list) counts as listing
+nothing: :attr:`NodeRecord.status_error` says why.
+
+Records are written by one thread (the session's dispatcher) and may be
+read from others, without locks: a read only writes its result to the
+per-heartbeat holder it reads (the same result whichever thread writes it)
+and appends to the bounded cache of parsed statuses, whose operations are
+atomic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_ONLINE_TIMEOUT", "NetworkView", "NodeRecord"]
+from pye2.domain.codecs.heartbeat_view import EncodedStatus, HeartbeatView
+from pye2.errors import DecodeError
+
+__all__ = ["DEFAULT_ONLINE_TIMEOUT", "DEFAULT_PARSED_NODES", "TRACKED_FIELDS", "NetworkView", "NodeRecord",
+           "NodeStatus"]
 
 #: seconds without any message after which a node counts as offline (spec 3)
 DEFAULT_ONLINE_TIMEOUT = 60.0
 
+#: how many nodes' heartbeat fields a NetworkView keeps parsed once read (some 13 KB each for a
+#: real node's pipelines); the others keep the compressed status (3.6 KB) and decode it again if asked
+DEFAULT_PARSED_NODES = 256
 
-@dataclass(slots=True)
-class NodeRecord:
-    """What the session remembers of one node."""
+#: the heartbeat fields a record reads (``PIPELINES`` is the later nodes' alias of ``CONFIG_STREAMS``)
+TRACKED_FIELDS = ("CONFIG_STREAMS", "PIPELINES", "EE_WHITELIST", "SECURED", "DEVICE_STATUS")
 
-    alias: str
-    address: str | None = None
-    last_seen: float = float("-inf")
-    last_heartbeat: float = float("-inf")
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What a record keeps of a node's last heartbeat.
+
+    Attributes:
+        pipelines: pipeline name -> config, as listed in ``CONFIG_STREAMS``
+            (or ``PIPELINES``); None if the heartbeat listed none.
+        whitelist: ``EE_WHITELIST`` (addresses allowed to command the node).
+        secured: ``SECURED``, if a bool.
+        status: ``DEVICE_STATUS``, if a non-empty string.
+        error: why the heartbeat's status could not be read (then everything else is empty).
+    """
+
     pipelines: dict[str, dict[str, Any]] | None = None
-    """Pipeline name -> stored config from the last heartbeat that listed them (None: never listed)."""
     whitelist: tuple[str, ...] = ()
     secured: bool | None = None
     status: str | None = None
-    heartbeats: int = 0
-    messages: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def of(cls, view: Mapping[str, Any]) -> NodeStatus:
+        """Read a heartbeat's merged view (a pending :class:`HeartbeatView` gets decoded).
+
+        Raises:
+            DecodeError: the status does not decode, or its pipelines are not a list.
+        """
+        streams = view.get("CONFIG_STREAMS", view.get("PIPELINES"))
+        if streams is not None and not isinstance(streams, list):
+            raise DecodeError("CONFIG_STREAMS is not a list")
+        pipelines = None if streams is None else {
+            str(cfg.get("NAME")): dict(cfg) for cfg in streams if isinstance(cfg, Mapping)
+        }
+        whitelist = view.get("EE_WHITELIST") or ()
+        secured = view.get("SECURED")
+        status = view.get("DEVICE_STATUS")
+        return cls(
+            pipelines=pipelines,
+            whitelist=tuple(str(w) for w in whitelist) if isinstance(whitelist, (list, tuple)) else (),
+            secured=secured if isinstance(secured, bool) else None,
+            status=status if isinstance(status, str) and status else None,
+        )
+
+
+_NO_STATUS = NodeStatus()
+
+
+class _ParsedCache:
+    """The per-heartbeat holders whose parsed status is kept, at most ``size`` (the oldest are let go).
+
+    Safe for concurrent readers without a lock: ``deque.append`` and
+    ``popleft`` are atomic, and letting a holder go only drops what it can
+    decode again.
+    """
+
+    __slots__ = ("_held", "size")
+
+    def __init__(self, size: int) -> None:
+        self._held: deque[_LastHeartbeat] = deque()
+        self.size = size
+
+    def keep(self, holder: _LastHeartbeat) -> None:
+        held = self._held
+        held.append(holder)
+        while len(held) > self.size:
+            try:
+                held.popleft().forget_parsed()
+            except IndexError:  # emptied by another thread meanwhile
+                break
+
+
+class _LastHeartbeat:
+    """One heartbeat's part in its node's record: what to read it from, and what was read.
+
+    The source is the heartbeat's view while it is routed (a callback that
+    decodes it decodes it for the record too), then its compressed status.
+    A parsed :class:`NodeStatus` that lists pipelines counts against the
+    network view's :class:`_ParsedCache`, which lets the oldest go back to
+    compressed; any other status (no pipelines, an error, a heartbeat in
+    clear) is kept and its source dropped.
+    """
+
+    __slots__ = ("_cache", "_source", "_status")
+
+    def __init__(self, view: Mapping[str, Any], cache: _ParsedCache) -> None:
+        self._source: Mapping[str, Any] | EncodedStatus | None = view
+        self._status: NodeStatus | None = None
+        self._cache = cache
+        if not (isinstance(view, HeartbeatView) and view.pending):
+            self.status()  # a heartbeat in clear: keep its fields, not the whole view
+
+    def settle(self) -> None:
+        """Swap the view for its compressed status (also if it was decoded: 3.6 KB against 13+ parsed)."""
+        source = self._source
+        if isinstance(source, HeartbeatView):
+            if source.error is None:
+                self._source = source.compact(TRACKED_FIELDS)
+            else:
+                self.status()  # found undecodable while routed: keep just why
+
+    def status(self) -> NodeStatus:
+        status = self._status
+        if status is not None:
+            return status
+        source = self._source
+        if source is None:  # read by another thread meanwhile, which set _status first
+            return self._status or _NO_STATUS
+        try:
+            status = NodeStatus.of(source.decode() if isinstance(source, EncodedStatus) else source)
+        except DecodeError as exc:
+            status = NodeStatus(error=str(exc))
+        self._status = status
+        if status.pipelines and isinstance(source, (EncodedStatus, HeartbeatView)):
+            self._cache.keep(self)  # large, and can be decoded again: the cache may let it go
+        else:
+            self._source = None  # small, or nothing to decode again: keep just the status
+        return status
+
+    def forget_parsed(self) -> None:
+        """Drop the parsed status if it can be read again from the source."""
+        if self._source is not None:
+            self._status = None
+
+
+class NodeRecord:
+    """What the session remembers of one node.
+
+    Attributes:
+        alias: ``EE_ID``.
+        address: ``EE_SENDER`` of its signed messages, if any.
+        last_seen: session time of its last accepted message.
+        last_heartbeat: session time of its last heartbeat.
+        heartbeats: heartbeats received.
+        messages: messages received (heartbeats included).
+    """
+
+    __slots__ = ("_extra", "_last", "address", "alias", "heartbeats", "last_heartbeat", "last_seen", "messages")
+
+    def __init__(self, alias: str, address: str | None = None) -> None:
+        self.alias = alias
+        self.address = address
+        self.last_seen = float("-inf")
+        self.last_heartbeat = float("-inf")
+        self.heartbeats = 0
+        self.messages = 0
+        self._last: _LastHeartbeat | None = None
+        self._extra: dict[str, Any] | None = None
+
+    # -- the last heartbeat -------------------------------------------------------------
+    def settle(self) -> None:
+        """Call once the last heartbeat has been handed out: keep only its compressed status.
+
+        Until then the record reads the heartbeat's view itself, so reading
+        the record while the heartbeat's callbacks run decodes it only once,
+        for both.
+        """
+        last = self._last
+        if last is not None:
+            last.settle()
+
+    @property
+    def node_status(self) -> NodeStatus:
+        """The fields of the last heartbeat (decoded now if they were not yet)."""
+        last = self._last
+        return _NO_STATUS if last is None else last.status()
+
+    @property
+    def pipelines(self) -> dict[str, dict[str, Any]] | None:
+        """Pipeline name -> config from the last heartbeat (None: it listed none, or no heartbeat yet)."""
+        return self.node_status.pipelines
+
+    @property
+    def whitelist(self) -> tuple[str, ...]:
+        return self.node_status.whitelist
+
+    @property
+    def secured(self) -> bool | None:
+        return self.node_status.secured
+
+    @property
+    def status(self) -> str | None:
+        """``DEVICE_STATUS`` of the last heartbeat."""
+        return self.node_status.status
+
+    @property
+    def status_error(self) -> str | None:
+        """Why the last heartbeat's status could not be read, if it could not."""
+        return self.node_status.error
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Free-form per-node data for callers (created on first use)."""
+        if self._extra is None:
+            self._extra = {}
+        return self._extra
+
+    def __repr__(self) -> str:
+        return (f"NodeRecord(alias={self.alias!r}, address={self.address!r}, last_seen={self.last_seen!r}, "
+                f"heartbeats={self.heartbeats}, messages={self.messages})")
 
 
 class NetworkView:
@@ -42,14 +252,18 @@ class NetworkView:
 
     Args:
         online_timeout: seconds after the last message before a node is offline.
+        parsed_nodes: how many nodes' last heartbeats are kept parsed once
+            read (see :data:`DEFAULT_PARSED_NODES`).
     """
 
-    def __init__(self, online_timeout: float = DEFAULT_ONLINE_TIMEOUT) -> None:
+    def __init__(self, online_timeout: float = DEFAULT_ONLINE_TIMEOUT, *,
+                 parsed_nodes: int = DEFAULT_PARSED_NODES) -> None:
         if online_timeout <= 0:
             raise ValueError("online_timeout must be positive")
         self.online_timeout = float(online_timeout)
         self._by_alias: dict[str, NodeRecord] = {}
         self._by_address: dict[str, NodeRecord] = {}
+        self._parsed = _ParsedCache(max(0, int(parsed_nodes)))
 
     # -- feeding ---------------------------------------------------------------
     def _record(self, alias: str, address: str | None) -> NodeRecord:
@@ -61,7 +275,7 @@ class NetworkView:
                 rec.alias = alias
                 self._by_alias[alias] = rec
         if rec is None:
-            rec = NodeRecord(alias=alias, address=address)
+            rec = NodeRecord(alias, address)
             self._by_alias[alias] = rec
         if address is not None and rec.address != address:
             if rec.address is not None:
@@ -78,26 +292,18 @@ class NetworkView:
         rec.messages += 1
         return rec
 
-    def heartbeat(
-        self,
-        alias: str,
-        address: str | None,
-        now: float,
-        *,
-        pipelines: Iterable[Mapping[str, Any]] | None,
-        whitelist: Iterable[str] = (),
-        secured: bool | None = None,
-        status: str | None = None,
-    ) -> NodeRecord:
-        """An accepted heartbeat; ``pipelines`` is its CONFIG_STREAMS (None if absent)."""
+    def heartbeat(self, alias: str, address: str | None, now: float, view: Mapping[str, Any]) -> NodeRecord:
+        """An accepted heartbeat and its merged view; call ``settle()`` on the record once it has been handed out.
+
+        The record reads its pipelines, whitelist... from ``view`` when first
+        asked for (see :meth:`NodeRecord.heartbeat`).
+        """
         rec = self.seen(alias, address, now)
         rec.last_heartbeat = now
         rec.heartbeats += 1
-        if pipelines is not None:
-            rec.pipelines = {str(cfg.get("NAME")): dict(cfg) for cfg in pipelines if isinstance(cfg, Mapping)}
-        rec.whitelist = tuple(whitelist)
-        rec.secured = secured
-        rec.status = status
+        previous, rec._last = rec._last, _LastHeartbeat(view, self._parsed)
+        if previous is not None:
+            previous.forget_parsed()  # it may still sit in the cache: keep only its compressed status there
         return rec
 
     def forget(self, node: str) -> None:
@@ -125,7 +331,7 @@ class NetworkView:
         return sorted(self._by_alias)
 
     def pipelines(self, node: str, now: float) -> dict[str, dict[str, Any]] | None:
-        """The node's pipelines from its last listing, or None if offline/unknown."""
+        """The node's pipelines from its last heartbeat, or None if offline/unknown or it listed none."""
         rec = self.find(node)
         if rec is None or now - rec.last_seen >= self.online_timeout:
             return None

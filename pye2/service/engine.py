@@ -132,7 +132,7 @@ class ProtocolEngine:
                 message = decrypted
             message = self._format(message)
             if kind == KIND_HEARTBEAT:
-                message = decode_heartbeat(message, max_inflated=self.max_inflated)
+                message = decode_heartbeat(message, max_inflated=self.max_inflated, lazy=True)
             return _BUILDERS[kind](message)
         except CryptoError as exc:
             return Rejected("decrypt", str(exc), sender=sender, kind=kind)

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pye2.domain.codecs.heartbeat_view import HeartbeatView
 from pye2.domain.messages import Event, HeartbeatEvent, NotificationEvent, PayloadEvent
 from pye2.domain.network import NetworkView
+from pye2.errors import DecompressionBomb
 from pye2.service.confirmations import ConfirmationTracker
 from pye2.service.dispatch import Dispatcher
 from pye2.service.payload import Payload
@@ -72,10 +74,9 @@ class Router:
     def route(self, kind: str, event: Event, now: float) -> None:
         """Apply one accepted event and run its callbacks."""
         if isinstance(event, HeartbeatEvent):
-            self.network.heartbeat(event.alias, event.address, now, pipelines=event.pipelines,
-                                   whitelist=event.whitelist, secured=event.secured, status=event.status)
-        else:
-            self.network.seen(event.alias, event.address, now)
+            self._heartbeat(kind, event, now)
+            return
+        self.network.seen(event.alias, event.address, now)
         if isinstance(event, NotificationEvent):
             self._track_archive(event)  # first, so a confirmed archive finds the handle closed
             if self.confirmations is not None:
@@ -87,9 +88,7 @@ class Router:
         ):
             self.stats.bump("filtered")
             return
-        if isinstance(event, HeartbeatEvent):
-            self._heartbeat(event)
-        elif isinstance(event, NotificationEvent):
+        if isinstance(event, NotificationEvent):
             self._notification(event)
         else:
             self._payload(event)
@@ -115,10 +114,36 @@ class Router:
         if seq > last + 1:
             self.stats.bump("missed_payloads", seq - last - 1)
 
-    def _heartbeat(self, event: HeartbeatEvent) -> None:
-        e2id = self.node_key(event.alias, event.address)
-        for cb in self.dispatcher.lookup("heartbeat", [("*",)]):
-            self.dispatcher.call(cb, self.owner, e2id, event.data)
+    def _heartbeat(self, kind: str, event: HeartbeatEvent, now: float) -> None:
+        """Update the network view, run the heartbeat callbacks, count the heartbeat.
+
+        A v2 heartbeat's ``data`` is decoded when first read (see
+        :class:`~pye2.domain.codecs.heartbeat_view.HeartbeatView`). If a
+        callback read it (or asked for the node's pipelines) and its status
+        turned out not to decode, the heartbeat is counted as rejected, with
+        the reason an eager decoder would have given (``bomb`` or
+        ``malformed``), instead of delivered; the callbacks that read it got
+        that error. A status nobody reads while the heartbeat is routed is
+        never decoded here; if it fails later, the node's record says why
+        (``NodeRecord.status_error``) and it lists no pipelines.
+        """
+        record = self.network.heartbeat(event.alias, event.address, now, event.data)
+        try:
+            if self.filter_workers is not None and not (
+                event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)
+            ):
+                self.stats.bump("filtered")
+                return
+            e2id = self.node_key(event.alias, event.address)
+            for cb in self.dispatcher.lookup("heartbeat", [("*",)]):
+                self.dispatcher.call(cb, self.owner, e2id, event.data)
+            error = event.data.error if isinstance(event.data, HeartbeatView) else None
+            if error is None:
+                self.stats.count_delivered(kind)
+            else:
+                self.stats.count_rejected("bomb" if isinstance(error, DecompressionBomb) else "malformed")
+        finally:
+            record.settle()  # from here on the record keeps the compressed status, not the view
 
     def _notification(self, event: NotificationEvent) -> None:
         payload = Payload(event.data)

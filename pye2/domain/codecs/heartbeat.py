@@ -10,7 +10,9 @@ the counters ``NR_INFERENCES``, ``NR_PAYLOADS``, ``NR_STREAMS_DATA`` and
 Receivers see the merged view ``{**outer, **inner}`` (inner wins;
 ``ENCODED_DATA`` stays in the view), which is what the original SDKs hand to
 heartbeat callbacks. Inflation is capped (DECISIONS 6) and every malformed
-input raises :class:`~pye2.errors.DecodeError` (DECISIONS 8).
+input raises :class:`~pye2.errors.DecodeError` (DECISIONS 8). A session asks
+for the view with ``lazy=True``: the status is then decoded on the view's
+first read (see :mod:`pye2.domain.codecs.heartbeat_view`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pye2.domain.codecs.code import DEFAULT_MAX_INFLATED, compress_text, decompress_text
+from pye2.domain.codecs.code import DEFAULT_MAX_INFLATED, compress_text
+from pye2.domain.codecs.heartbeat_view import HeartbeatView, check_max_inflated, decode_status
 from pye2.errors import ConfigError, DecodeError
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "HEARTBEAT_V1",
     "HEARTBEAT_V2",
     "HeartbeatSummary",
+    "HeartbeatView",
     "decode_heartbeat",
     "encode_heartbeat",
     "summarize_heartbeat",
@@ -81,17 +85,26 @@ def encode_heartbeat(status: Mapping[str, Any], *, version: str = HEARTBEAT_V2) 
     return body
 
 
-def decode_heartbeat(message: Mapping[str, Any], *, max_inflated: int = DEFAULT_MAX) -> dict[str, Any]:
+def decode_heartbeat(
+    message: Mapping[str, Any], *, max_inflated: int = DEFAULT_MAX, lazy: bool = False
+) -> dict[str, Any]:
     """The merged view of a received heartbeat: ``{**outer, **inner}``.
 
     ``HEARTBEAT_VERSION`` ``"v2"`` inflates ``ENCODED_DATA`` (at most
     ``max_inflated`` bytes) and overlays the decoded status; ``"v1"`` or no
     version returns a copy of the message as it is.
 
+    ``lazy=True`` returns a v2 heartbeat as a
+    :class:`~pye2.domain.codecs.heartbeat_view.HeartbeatView` instead: the
+    same dict, but ``ENCODED_DATA`` is only decoded on its first read, which
+    then raises what this function would have raised (only the checks that
+    need no decoding are made here).
+
     Raises:
         DecompressionBomb: ``ENCODED_DATA`` inflates beyond ``max_inflated``.
         DecodeError: not a mapping, unknown version, ``ENCODED_DATA`` missing,
             not base64/zlib/UTF-8/JSON, or not a JSON object.
+        ConfigError: ``max_inflated`` is not a positive int.
     """
     if not isinstance(message, Mapping):
         raise DecodeError(f"heartbeat must be a JSON object, not {type(message).__name__}")
@@ -103,14 +116,9 @@ def decode_heartbeat(message: Mapping[str, Any], *, max_inflated: int = DEFAULT_
     encoded = message.get(_ENCODED)
     if not isinstance(encoded, str):
         raise DecodeError(f"v2 heartbeat needs ENCODED_DATA as a string, got {type(encoded).__name__}")
-    text = decompress_text(encoded, max_size=max_inflated)
-    try:
-        inner = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise DecodeError(f"ENCODED_DATA is not valid JSON: {exc}") from exc
-    if not isinstance(inner, dict):
-        raise DecodeError(f"ENCODED_DATA holds a JSON {type(inner).__name__}, not an object")
-    return {**message, **inner}
+    if lazy:
+        return HeartbeatView(message, encoded, check_max_inflated(max_inflated))
+    return {**message, **decode_status(encoded, max_inflated=max_inflated)}
 
 
 @dataclass(frozen=True)
