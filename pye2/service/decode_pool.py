@@ -23,16 +23,38 @@ from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 from typing import Generic, TypeVar
 
-__all__ = ["DEFAULT_DECODE_THREADS", "DecodePool"]
+from pye2.errors import ConfigError
+
+__all__ = ["DECODE_THREADS_ENV", "DEFAULT_DECODE_THREADS", "DecodePool", "default_decode_threads"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: two decoding threads where there are two cores or more (the dispatcher and one helper)
-DEFAULT_DECODE_THREADS = 2 if (os.cpu_count() or 1) >= 2 else 1
+#: One: the dispatcher decodes alone. Measured on 2 cores (payload ingest over MQTT), a helper
+#: thread made it slower (9.5k vs 13.5k msg/s): libsecp256k1 and SHA-256 release the GIL for a few
+#: microseconds at a time, and every release costs a GIL hand-off between the decoding threads.
+#: Worth trying (``decode_threads`` / ``$PYE2_DECODE_THREADS``) where decoding is dominated by long
+#: GIL-free work, e.g. large zlib-compressed heartbeats.
+DEFAULT_DECODE_THREADS = 1
+#: Environment variable overriding :data:`DEFAULT_DECODE_THREADS` (a Session's ``decode_threads`` wins).
+DECODE_THREADS_ENV = "PYE2_DECODE_THREADS"
 _MIN_SPLIT = 8  # below this many messages per thread the hand-off costs more than it saves
+
+
+def default_decode_threads() -> int:
+    """``$PYE2_DECODE_THREADS`` if set (a positive integer), else :data:`DEFAULT_DECODE_THREADS`.
+
+    Raises:
+        ConfigError: the variable is not a positive integer.
+    """
+    raw = os.environ.get(DECODE_THREADS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_DECODE_THREADS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{DECODE_THREADS_ENV} must be a positive integer, not {raw!r}")
+    return int(raw)
 
 
 class _Job(Generic[T, R]):

@@ -31,7 +31,7 @@ from pye2.errors import ConfigError, NodeOffline, PipelineNotFound, Pye2Error, T
 from pye2.ports.clock import Clock
 from pye2.ports.transport import ConnectionEvent, Delivery, Subscription, Transport
 from pye2.service.confirmations import Confirmation, ConfirmationTracker, Expectation
-from pye2.service.decode_pool import DEFAULT_DECODE_THREADS
+from pye2.service.decode_pool import default_decode_threads
 from pye2.service.dispatch import Dispatcher
 from pye2.service.engine import ProtocolEngine
 from pye2.service.inbox import Inbox
@@ -84,7 +84,7 @@ class Session:
     ``inbox_size`` (100000), ``inbox_policy`` (``"drop_oldest"``),
     ``slow_callback_threshold`` (1 s), ``blocked_callback_timeout`` (10 s),
     ``decode_threads`` (threads that parse and verify received messages on
-    wall-clock sessions, the dispatcher's included: 2 on 2+ cores),
+    wall-clock sessions, the dispatcher's included: ``$PYE2_DECODE_THREADS``, else 1),
     ``encrypt_comms`` (RATIO1 only), ``root_topic``, ``serializer`` (``"json"``),
     ``plugin_host``, ``env_file`` (``".env"``), ``key_path``,
     ``on_connection`` (``f(session, event)``), ``connect_timeout``.
@@ -206,7 +206,7 @@ class Session:
             if self._threaded:
                 self._worker = DispatchWorker(self.inbox, self._decode, self._apply, self.dispatcher, self.stats,
                                               name=self.name, decode_threads=int(self._options.get(
-                                                  "decode_threads", DEFAULT_DECODE_THREADS)),
+                                                  "decode_threads") or default_decode_threads()),
                                               blocked_timeout=float(self._options.get("blocked_callback_timeout",
                                                                                       10.0)))
                 self._worker.start()
