@@ -37,7 +37,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -47,6 +47,7 @@ from pye2.errors import ConfigError, DecodeError, SignatureInvalid
 __all__ = [
     "CANONS",
     "SIGN_CANON_V",
+    "SortedTextFn",
     "canonical_json",
     "data_fields",
     "encode",
@@ -56,6 +57,10 @@ __all__ = [
     "resolve_canon",
     "sha256_digest",
 ]
+
+#: ``sorted_text(data) -> bytes | None``: the sorted compact JSON of JSON-native data exactly as
+#: ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` writes it, or None.
+SortedTextFn = Callable[[Any], "bytes | None"]
 
 #: The message field naming the canon a message was signed with.
 SIGN_CANON_V = "SIGN_CANON_V"
@@ -176,8 +181,14 @@ def canonical_json(message: Mapping[str, Any], *, profile: WireProfile, canon: s
     return encode(data, resolved, json_native=json_native)
 
 
-def encode(data: Any, canon: str, *, json_native: bool = False) -> bytes:
+def encode(data: Any, canon: str, *, json_native: bool = False, sorted_text: SortedTextFn | None = None) -> bytes:
     """Encode already-filtered ``data`` with ``canon`` (no field is removed).
+
+    ``sorted_text``: a faster writer of the sorted compact JSON text (the base of
+    the ``v2`` and legacy canons) that returns exactly what the stdlib writes,
+    or None when it cannot promise that for this data (see
+    :class:`pye2.adapters.orjson_canonical.OrjsonCanonicalV2`). It is only used
+    for JSON-native data (``json_native``, or checked by the type walk).
 
     Raises:
         DecodeError, ConfigError: as :func:`canonical_json`.
@@ -185,6 +196,10 @@ def encode(data: Any, canon: str, *, json_native: bool = False) -> bytes:
     canon = normalize_canon(canon)
     try:
         if json_native or _is_plain(data):
+            if sorted_text is not None and canon != CANON_V1:
+                fast = sorted_text(data)
+                if fast is not None:
+                    return fast if canon == CANON_V2 else _trim_floats(fast.decode("utf-8")).encode("utf-8")
             try:
                 text = _FAST[canon](data)
             except (TypeError, ValueError):

@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pye2.domain.canonical import SIGN_CANON_V, data_fields, encode, normalize_canon
+from pye2.domain.canonical import SIGN_CANON_V, SortedTextFn, data_fields, encode, normalize_canon
 from pye2.domain.keys import address_to_public_key, eth_address, public_key_to_address
 from pye2.domain.profiles import CANON_LEGACY, CANON_V1, CANON_V2, WireProfile
 from pye2.errors import DecodeError, Pye2Error, SignatureInvalid
@@ -78,15 +78,15 @@ REASON_BAD_SIGNATURE = "bad signature"
 SignFn = Callable[[bytes], bytes]
 #: ``verify(public_key33, data, der_signature)``; raises SignatureInvalid (a Verifier's ``verify``).
 VerifyFn = Callable[[bytes, bytes, bytes], None]
-#: ``encode_v2(data) -> bytes | None``: exactly the ``v2`` canonical text of JSON-native data, or None.
-FastCanonFn = Callable[[dict[str, Any]], "bytes | None"]
+#: ``sorted_text(data) -> bytes | None`` (see :data:`pye2.domain.canonical.SortedTextFn`).
+FastCanonFn = SortedTextFn
 
 _VERIFIER_REASONS = (REASON_BAD_SIGNATURE, REASON_MALFORMED_SENDER, REASON_MALFORMED_SIGNATURE)
 _MAX_SIGNATURE_CHARS = 200  # a DER secp256k1 signature is at most 72 bytes (96 chars)
 
 
 def sign_fields(message: Mapping[str, Any], *, profile: WireProfile, public_key: bytes,
-                sign: SignFn, json_native: bool = False) -> dict[str, Any]:
+                sign: SignFn, json_native: bool = False, fast_sorted: SortedTextFn | None = None) -> dict[str, Any]:
     """The signed copy of ``message`` (the input is not modified).
 
     Args:
@@ -97,6 +97,7 @@ def sign_fields(message: Mapping[str, Any], *, profile: WireProfile, public_key:
         public_key: the signer's 33-byte compressed public key.
         sign: ECDSA-SHA256 over the 32 digest bytes, returning DER.
         json_native: see :func:`pye2.domain.canonical.canonical_json`.
+        fast_sorted: see :func:`pye2.domain.canonical.encode` (``sorted_text``).
 
     Raises:
         DecodeError: the message holds values that cannot be canonicalised.
@@ -110,7 +111,8 @@ def sign_fields(message: Mapping[str, Any], *, profile: WireProfile, public_key:
         # pye2 signs v1/v2 profiles as v2 (ratio1's v1 signing fails its own verify on floats).
         canon = CANON_V2
         out[SIGN_CANON_V] = CANON_V2
-    text = encode(data_fields(out, profile, keep_canon_marker=canon == CANON_V2), canon, json_native=json_native)
+    text = encode(data_fields(out, profile, keep_canon_marker=canon == CANON_V2), canon, json_native=json_native,
+                  sorted_text=fast_sorted)
     digest = hashlib.sha256(text)
     signature = sign(digest.digest())
     out[EE_SIGN] = base64.urlsafe_b64encode(signature).decode("ascii")
@@ -173,10 +175,9 @@ def verify_fields(message: Mapping[str, Any], *, profile: WireProfile, verify: V
             :class:`~pye2.errors.SignatureInvalid` on a bad signature. Any other
             exception it raises is reported as a bad signature too.
         json_native: see :func:`pye2.domain.canonical.canonical_json`.
-        fast_v2: with ``json_native``, a faster encoder of the ``v2`` text that
-            returns either exactly what :func:`~pye2.domain.canonical.encode`
-            would or None (then the exact encoder runs); see
-            :class:`pye2.adapters.orjson_canonical.OrjsonCanonicalV2`.
+        fast_v2: a faster writer of the sorted JSON text under the ``v2`` and
+            legacy canons, exact or None: see :func:`pye2.domain.canonical.encode`
+            (``sorted_text``) and :class:`pye2.adapters.orjson_canonical.OrjsonCanonicalV2`.
 
     Raises:
         SignatureInvalid: with a ``reason`` starting with a ``REASON_*`` constant.
@@ -194,12 +195,10 @@ def verify_fields(message: Mapping[str, Any], *, profile: WireProfile, verify: V
     canons = candidate_canons(message, profile)
     received = message.get(EE_HASH)
     failure = f"{REASON_CORRUPTED_DIGEST}: EE_HASH does not match the message"
-    fast = fast_v2 if json_native else None
     for canon in canons:
         try:
-            data = data_fields(message, profile, keep_canon_marker=canon == CANON_V2)
-            text = (fast(data) if fast is not None and canon == CANON_V2 else None) or encode(
-                data, canon, json_native=json_native)
+            text = encode(data_fields(message, profile, keep_canon_marker=canon == CANON_V2), canon,
+                          json_native=json_native, sorted_text=fast_v2)
         except DecodeError as exc:
             raise SignatureInvalid(f"{REASON_UNCANONICAL}: {exc}") from None
         if received:

@@ -28,7 +28,7 @@ from pye2.adapters.orjson_canonical import OrjsonCanonicalV2
 from pye2.adapters.secp256k1 import CryptographyVerifier
 from pye2.adapters.select import JSON_ENV, best_canonical_v2, best_parser
 from pye2.domain.canonical import encode
-from pye2.domain.profiles import CANON_V2
+from pye2.domain.profiles import CANON_LEGACY, CANON_V1, CANON_V2
 from pye2.domain.signing import verify_fields
 from pye2.errors import ConfigError, SignatureInvalid
 from pye2.wire import AIXP, RATIO1, WireProfile
@@ -60,6 +60,15 @@ def test_orjson_v2_text_is_exact_or_none(data: dict[str, Any]) -> None:
     exact = encode(data, CANON_V2, json_native=True)
     fast = FAST_V2(data)
     assert fast is None or fast == exact
+
+
+@given(json_objects)
+@settings(max_examples=300)
+@example({"x": 100.0, "y": [1.5e+20, -0.0, 2.50], "z": "1.0"})
+def test_legacy_canon_with_the_orjson_writer_is_exact(data: dict[str, Any]) -> None:
+    assert encode(data, CANON_LEGACY, sorted_text=FAST_V2) == encode(data, CANON_LEGACY)
+    assert encode(data, CANON_V2, sorted_text=FAST_V2) == encode(data, CANON_V2)
+    assert encode(data, CANON_V1, sorted_text=FAST_V2) == encode(data, CANON_V1)
 
 
 @pytest.mark.parametrize("value", [8.7e-07, 1e-05, 4.9e-05, -3.9e-05, 2.5e-09])
