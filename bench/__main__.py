@@ -10,6 +10,7 @@ repetitions), ``--profile`` (py-spy of the pye2 sink at its max payload rate),
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -31,8 +32,10 @@ from bench.simnet import simnet_figure
 
 log = logging.getLogger("bench")
 
-FIGURES = ("ingest-pl", "ingest-hb", "loss", "mem-node", "mem-idle", "cmd-latency", "simnet")
-PYE2_ONLY = ("simnet",)
+FIGURES = ("ingest-pl", "ingest-pl-w", "ingest-hb", "loss", "mem-node", "mem-idle", "cmd-latency", "simnet")
+PYE2_ONLY = ("ingest-pl-w", "simnet")
+#: worker processes verifying signatures in the ``ingest-pl-w`` figure (Session option ``verify_workers``)
+VERIFY_WORKERS = 2
 Profiler = Callable[..., Any]
 
 
@@ -115,6 +118,11 @@ def _run(name: str, sdk: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any
 def _figure(cfg: BenchConfig, plan: Plan, fig: str, sdk: str, corpus: Path,
             profiler: Profiler | None) -> Callable[[], dict[str, Any]]:
     """The measurement of one figure for one SDK, ready to call."""
+    if fig == "ingest-pl-w":
+        workers = dataclasses.replace(cfg, pye2_env={**cfg.pye2_env, "PYE2_VERIFY_WORKERS": str(VERIFY_WORKERS)})
+        sp = SearchPlan(kind="pl", corpus=corpus, start=plan.start_pl, seconds=plan.step_seconds,
+                        max_steps=plan.max_steps)
+        return lambda: {**rate_search(workers, sdk, sp, None), "verify_workers": VERIFY_WORKERS}
     if fig in ("ingest-pl", "ingest-hb"):
         kind = fig[-2:]
         sp = SearchPlan(kind=kind, corpus=corpus, start=plan.start_pl if kind == "pl" else plan.start_hb,

@@ -57,6 +57,8 @@ class BenchConfig:
     profile: bool = False
     ratio1_python: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: extra environment of the pye2 sinks (e.g. ``PYE2_VERIFY_WORKERS`` for the ``ingest-pl-w`` figure)
+    pye2_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def pye2_python(self) -> Path:
@@ -75,6 +77,8 @@ class BenchConfig:
         """The child environment: ratio1 keeps its state under the cache, never the real home."""
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO)
+        if sdk == "pye2":
+            env.update(self.pye2_env)
         if sdk == "ratio1":
             home = self.cache / "ratio1-home"
             home.mkdir(parents=True, exist_ok=True)

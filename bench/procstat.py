@@ -30,9 +30,36 @@ def max_rss_bytes() -> int:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU seconds of this process (all threads)."""
+    """User + system CPU seconds of this process (all threads) and of its live descendants.
+
+    Descendants count so that work an SDK hands to worker processes (pye2's
+    ``verify_workers``, started through a forkserver: grandchildren) is not
+    left out of the consumer's CPU.
+    """
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    own = ru.ru_utime + ru.ru_stime
+    return own + sum(pid_cpu_seconds(pid) or 0.0 for pid in _descendants(os.getpid()))
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                text = f.read()
+            ppid = int(text[text.rfind(")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out: list[int] = []
+    stack = list(children.get(root, ()))
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        stack.extend(children.get(pid, ()))
+    return out
 
 
 def pid_cpu_seconds(pid: int) -> float | None:

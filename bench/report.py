@@ -30,6 +30,8 @@ class Row:
     factor: float = 1.0
     #: an absolute bound pye2 must also meet ("lower", "below")
     limit: float | None = None
+    #: the figure whose ratio1 result is the baseline (default: this row's own figure)
+    baseline: str | None = None
 
 
 def _dig(*path: str) -> Callable[[dict[str, Any]], float | None]:
@@ -58,6 +60,10 @@ ROWS = [
     Row("ingest-pl", "payload ingest, {ingest_nodes:,} nodes, max sustained", "msg/s", _dig("max_sustained", "median"),
         ">= 2.0x ratio1", "higher", 2.0),
     Row("ingest-pl", "  consumer CPU at that rate", "% core", _dig("sink_cpu_pct_at_max", "median"), "", None),
+    Row("ingest-pl-w", "  pye2 with verify_workers=2 (signatures checked in 2 worker processes)", "msg/s",
+        _dig("max_sustained", "median"), ">= 2.0x ratio1", "higher", 2.0, baseline="ingest-pl"),
+    Row("ingest-pl-w", "    consumer CPU at that rate, workers included", "% core", _dig("sink_cpu_pct_at_max", "median"),
+        "", None),
     Row("ingest-hb", "v2 heartbeat ingest, {ingest_nodes:,} nodes, max sustained", "msg/s", _dig("max_sustained", "median"),
         ">= 2.5x ratio1", "higher", 2.5),
     Row("ingest-hb", "  consumer CPU at that rate", "% core", _dig("sink_cpu_pct_at_max", "median"), "", None),
@@ -117,13 +123,16 @@ def rows_for(figures: Results, sizes: dict[str, Any] | None = None) -> list[list
         vals = {sdk: (row.get(res) if isinstance(res, dict) and "error" not in res else None)
                 for sdk, res in fig.items()}
         r1, p = vals.get("ratio1"), vals.get("pye2")
+        if row.baseline is not None:
+            base = (figures.get(row.baseline) or {}).get("ratio1")
+            r1 = row.get(base) if isinstance(base, dict) and "error" not in base else None
         ratio = f"{p / r1:.2f}x" if r1 and p is not None and row.better not in (None, "below") else ""
         label = f"{row.label.format(**(sizes or _DEFAULT_SIZES))} ({row.unit})"
         errors = {sdk for sdk, res in fig.items() if isinstance(res, dict) and "error" in res}
         if not errors and all(v is None for v in vals.values()):
             continue  # e.g. the encrypted-command rows of a --quick run
         cells = [label,
-                 "error" if "ratio1" in errors else _fmt(r1) if "ratio1" in fig else "skipped",
+                 "error" if "ratio1" in errors else _fmt(r1) if ("ratio1" in fig or r1 is not None) else "skipped",
                  "error" if "pye2" in errors else _fmt(p) if "pye2" in fig else "skipped",
                  ratio, row.target, _met(row, r1, p)]
         out.append(cells)
@@ -160,7 +169,7 @@ def notes(figures: Results, meta: dict[str, Any]) -> list[str]:
         out.append(f"corpus signed with pye2's RATIO1 wire format; ratio1's own verify(): {check['valid']}/"
                    f"{check['checked']} sampled messages valid, {check['tampered_valid']}/{check['tampered']} "
                    "tampered ones valid")
-    for kind in ("ingest-pl", "ingest-hb"):
+    for kind in ("ingest-pl", "ingest-pl-w", "ingest-hb"):
         for sdk, res in figures.get(kind, {}).items():
             ms = res.get("max_sustained") if isinstance(res, dict) else None
             if ms and ms.get("n"):
