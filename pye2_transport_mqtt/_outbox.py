@@ -8,8 +8,11 @@ current link. Messages that come back from paho after a lost connection
 (:meth:`Outbox.new_link`) bypass the bound, since they were accepted earlier,
 so the queue holds at most ``limit + max_inflight`` messages.
 
-:class:`Sender` is the one thread that calls ``paho.Client.publish``, so the
-order of the queue is the order on the wire.
+:class:`Sender` is the thread that hands queued messages to ``paho.Client.publish``,
+in queue order. The transport's direct path (:meth:`Outbox.take_now`) hands a
+message over from the caller's thread instead, only while the queue is empty
+and under the same send mutex, so the order of acceptance is the order on the
+wire either way.
 """
 
 from __future__ import annotations
@@ -90,6 +93,18 @@ class Outbox:
     def ready(self) -> bool:
         """Whether the next message may be handed to paho now (the link being up)."""
         return bool(self._items) and self.in_paho < self._max_inflight and self._blocked_link != self._link
+
+    def take_now(self) -> int | None:
+        """Count one message as handed to paho without queueing it; returns the link number.
+
+        Only when it overtakes nothing and fits the window: the queue empty, fewer than
+        ``max_inflight`` unconfirmed and the link not blocked. None otherwise (queue it).
+        The caller then reports the outcome with :meth:`settle`, as for :meth:`take`.
+        """
+        if self._items or self.in_paho >= self._max_inflight or self._blocked_link == self._link:
+            return None
+        self.in_paho += 1
+        return self._link
 
     def take(self) -> tuple[Outgoing, int]:
         """Remove the next message for paho; returns it with the current link number."""

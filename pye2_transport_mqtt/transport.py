@@ -34,6 +34,14 @@ Features:
   acknowledged). While disconnected the FIFO keeps filling; when full, ``overflow`` applies
   (default: :class:`~pye2.errors.QueueFull` raised to the caller). After a reconnect the
   messages paho had not had acknowledged go first, then the queue, in order.
+* Direct path: while connected, with the FIFO empty, room in the ``max_inflight`` window and
+  the sender thread idle, ``publish()`` hands the message to paho itself and writes it to the
+  socket from the caller's thread (:class:`~pye2_transport_mqtt._writer.DirectWriteClient`),
+  skipping the wake-ups of the sender and network threads. Anything else (disconnected,
+  messages queued, window full, sender busy, called on the network thread) takes the FIFO,
+  so a message never overtakes an earlier one; unconfirmed direct messages count in the
+  window and come back after a reconnect like any other. Over TLS the network thread
+  writes (woken as paho would), the hand-off to paho is still direct.
 * Delivery guarantees: QoS 0 messages written on a connection that then dies are lost
   (MQTT's "at most once"); QoS 1 and 2 survive reconnects as "at least once" (a message
   whose acknowledgement was lost is sent again, as a new publish).
@@ -70,9 +78,9 @@ from pye2.ports.transport import (
 from . import _client as paho
 from ._client import MQTTErrorCode, Properties, ReasonCode, mqtt
 from ._outbox import FAILED, NO_CONNECTION, SENT, Outbox, Outgoing, Sender
-from ._reader import BufferedReadClient
 from ._subscriptions import FilterEntry, MqttSubscription, SubscriptionTable
 from ._topics import validate_filter, validate_topic
+from ._writer import DirectWriteClient
 from .config import MqttConfig, parse_url
 
 __all__ = ["MqttStats", "MqttTransport"]
@@ -81,6 +89,7 @@ log = logging.getLogger(__name__)
 
 _NEW, _CONNECTING, _UP, _DOWN, _GAVE_UP, _FAILED, _CLOSED = (
     "new", "connecting", "up", "down", "gave_up", "failed", "closed")
+_TOPIC_CACHE_MAX = 4096  # validated topics remembered with their QoS (emptied when full)
 
 
 class _LinkMarker:
@@ -113,6 +122,7 @@ class MqttStats:
     send_errors: int
     refused_by_broker: int
     reconnects: int
+    direct_publishes: int  # handed to paho on the caller's thread (the direct path), not queued
 
 
 class MqttTransport(BaseTransport):
@@ -131,7 +141,9 @@ class MqttTransport(BaseTransport):
         self._connect_lock = threading.Lock()  # serialises connect() and close()
         self._phase = _NEW
         self._closing = False
-        self._client: BufferedReadClient | None = None
+        self._client: DirectWriteClient | None = None
+        self._loop_thread_name = paho.loop_thread_name(config)
+        self._topic_qos: dict[str, int] = {}  # topics published on: valid, with their QoS
         self._outbox = Outbox(config.offline_queue_max, config.overflow, config.max_inflight)
         self._table = SubscriptionTable()
         self._listeners: list[ConnectionListener] = []
@@ -271,14 +283,26 @@ class MqttTransport(BaseTransport):
         """
         if self._closing:
             raise TransportClosed(f"MQTT transport {self.config.safe_url} is closed")
-        topic = validate_topic(address)
+        qos = self._topic_qos.get(address) if type(address) is str else None
+        if qos is None:
+            topic = validate_topic(address)
+            qos = self.config.qos_for(topic)
+            if len(self._topic_qos) >= _TOPIC_CACHE_MAX:
+                self._topic_qos.clear()
+            self._topic_qos[topic] = qos
+        else:
+            topic = address
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise ConfigError(f"message body must be bytes, got {type(body).__name__}")
         data = bytes(body)
         if len(data) > self.config.max_message_bytes:
             raise MessageTooLarge(f"{len(data)} bytes for {topic!r}; this transport's limit is "
                                   f"{self.config.max_message_bytes} (max_message_bytes)")
-        wait = self.config.publish_timeout if not self._on_loop_thread() else 0.0
+        item = Outgoing(topic, data, qos)
+        on_loop = self._on_loop_thread()
+        if not on_loop and self._publish_direct(item):
+            return
+        wait = self.config.publish_timeout if not on_loop else 0.0
         with self._cond:
             self._check_open()
             if self._outbox.full and self._phase == _UP and wait > 0:
@@ -286,7 +310,7 @@ class MqttTransport(BaseTransport):
                 # (while disconnected the policy applies at once; an outage is not a burst).
                 self._cond.wait_for(lambda: not self._outbox.full or self._phase != _UP or self._closing, wait)
                 self._check_open()
-            self._outbox.put(Outgoing(topic, data, self.config.qos_for(topic)), connected=self._phase == _UP)
+            self._outbox.put(item, connected=self._phase == _UP)
             self._cond.notify_all()
 
     def force_reconnect(self) -> None:
@@ -330,7 +354,7 @@ class MqttTransport(BaseTransport):
     # -- connecting ---------------------------------------------------------------------------
 
     def _on_loop_thread(self) -> bool:
-        return threading.current_thread().name == paho.loop_thread_name(self.config)
+        return threading.current_thread().name == self._loop_thread_name
 
     def _check_open(self) -> None:
         if self._closing:
@@ -375,12 +399,12 @@ class MqttTransport(BaseTransport):
         reason = str(error) if error else f"no CONNACK within {cfg.connect_timeout}s"
         raise TransportConnectError(f"cannot connect to MQTT broker {cfg.safe_url}: {reason}") from error
 
-    def _ensure_client(self) -> BufferedReadClient:
+    def _ensure_client(self) -> DirectWriteClient:
         if self._client is None:
             names = ("on_connect", "on_connect_fail", "on_disconnect", "on_message", "on_publish", "on_subscribe",
                      "on_unsubscribe")
             client = paho.build_client(
-                self.config, {name: self._guard(getattr(self, "_" + name)) for name in names}, BufferedReadClient)
+                self.config, {name: self._guard(getattr(self, "_" + name)) for name in names}, DirectWriteClient)
             client.on_qos0_publish = self._dispatch  # the reader guards it itself
             self._client = client
         return self._client
@@ -537,7 +561,10 @@ class MqttTransport(BaseTransport):
             self._counts["published"] += 1
             if reason.is_failure:
                 self._counts["refused_by_broker"] += 1
-            self._cond.notify_all()
+            if self._closing or len(self._outbox):
+                # A freed slot matters to the sender (messages queued) and to close() (draining);
+                # waking the idle sender for every acknowledgement would only cost a thread switch.
+                self._cond.notify_all()
         if reason.is_failure:
             log.warning("the MQTT broker refused message %d: %s", mid, reason)
 
@@ -614,13 +641,53 @@ class MqttTransport(BaseTransport):
                                   stopped=lambda: self._phase == _CLOSED, publish=self._paho_publish)
             self._sender.start()
 
-    def _paho_publish(self, item: Outgoing) -> str:
-        """Hand one message to paho (sender thread, no lock of ours held)."""
+    def _publish_direct(self, item: Outgoing) -> bool:
+        """Hand ``item`` to paho and write it from this thread when it overtakes nothing.
+
+        That is: connected, the FIFO empty, room in the window and no hand-off under way (the
+        send mutex free: the sender is not between take and settle, no CONNACK is swapping
+        links). False when the message must take the FIFO instead.
+
+        Raises:
+            TransportClosed: after ``close()``.
+        """
+        client = self._client
+        if client is None or self._phase != _UP or not self._send_mutex.acquire(blocking=False):
+            return False
+        try:
+            with self._cond:
+                self._check_open()
+                link = self._outbox.take_now() if self._phase == _UP else None
+                if link is None:
+                    return False
+                self._counts["direct_publishes"] += 1
+            outcome = self._paho_publish(item, quiet=True)
+            if outcome != SENT:
+                with self._cond:
+                    self._outbox.settle(item, link, outcome)
+                    self._cond.notify_all()
+        finally:
+            self._send_mutex.release()
+        if outcome == SENT:
+            # After the mutex: a writer's QoS 0 on_publish may wait for paho's callback lock,
+            # which the network thread holds in on_connect while it waits for the mutex.
+            client.write_now()
+        return True
+
+    def _paho_publish(self, item: Outgoing, quiet: bool = False) -> str:
+        """Hand one message to paho (no lock of ours held but the send mutex).
+
+        ``quiet``: leave the packet for :meth:`DirectWriteClient.write_now` instead of waking
+        the network thread.
+        """
         client = self._client
         if client is None:
             return NO_CONNECTION
         try:
-            rc = client.publish(item.topic, item.body, qos=item.qos).rc
+            if quiet:
+                rc = client.publish_quietly(item.topic, item.body, item.qos).rc
+            else:
+                rc = client.publish(item.topic, item.body, qos=item.qos).rc
         except Exception:
             log.exception("paho refused a message for %r; dropped", item.topic)
             rc = MQTTErrorCode.MQTT_ERR_UNKNOWN

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: where each figure's headline number sits in the bench's JSON (pye2 side)
 HEADLINES = {
     "ingest-pl": ("max_sustained", "median"),
+    "ingest-pl-w": ("max_sustained", "median"),
     "ingest-hb": ("max_sustained", "median"),
     "loss": ("uncounted",),
     "mem-node": ("bytes_per_node",),
@@ -69,6 +70,7 @@ def test_every_figure_produced_a_number_for_pye2(quick_run: dict[str, Any]) -> N
         value = _dig(result, path)
         assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{name}: {value!r}"
     assert figures["ingest-pl"]["pye2"]["max_sustained"]["median"] > 0
+    assert figures["ingest-pl-w"]["pye2"]["verify_workers"] == 2
     assert figures["ingest-hb"]["pye2"]["max_sustained"]["median"] > 0
 
 

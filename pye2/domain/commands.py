@@ -122,19 +122,64 @@ def _name(value: Any, what: str) -> str:
     return value
 
 
+#: Leaf types that ``copy.deepcopy`` returns as they are (exact types: subclasses take deepcopy).
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+#: Nesting beyond this (or a cycle) leaves the quick copy for ``copy.deepcopy``.
+_QUICK_DEPTH = 64
+
+
+class _NotPlain(Exception):
+    """The value holds something other than dicts, lists and atoms (or nests too deep)."""
+
+
+def _plain_copy(value: Any, depth: int) -> Any:
+    """A copy of JSON-shaped data: dicts and lists rebuilt, atoms shared (as deepcopy shares them).
+
+    Raises:
+        _NotPlain: any other type (also as a dict key), or deeper than ``_QUICK_DEPTH``.
+    """
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if depth > _QUICK_DEPTH:
+        raise _NotPlain
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) not in _ATOMS:
+                raise _NotPlain
+            out[key] = item if type(item) in _ATOMS else _plain_copy(item, depth + 1)
+        return out
+    if kind is list:
+        return [item if type(item) in _ATOMS else _plain_copy(item, depth + 1) for item in value]
+    raise _NotPlain
+
+
 def _copy(value: Any, what: str) -> Any:
+    """A deep copy; JSON-shaped data (the usual payload) without ``copy.deepcopy``'s bookkeeping."""
+    try:
+        return _plain_copy(value, 0)
+    except _NotPlain:
+        pass
+    except RecursionError as exc:
+        raise CommandError(f"{what} cannot be copied: {exc}") from exc
     try:
         return copy.deepcopy(value)
     except (TypeError, RecursionError, copy.Error) as exc:
         raise CommandError(f"{what} cannot be copied: {exc}") from exc
 
 
-def _mapping(value: Any, what: str) -> dict[str, Any]:
+def _checked_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` itself once it is a mapping with string keys (no copy: for checks only)."""
     if not isinstance(value, Mapping):
         raise CommandError(f"{what} must be a mapping, not {type(value).__name__}")
     if not all(isinstance(k, str) for k in value):
         raise CommandError(f"{what} keys must be strings")
-    return dict(_copy(dict(value), what))
+    return value
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    return dict(_copy(dict(_checked_mapping(value, what)), what))
 
 
 def _upper(params: Mapping[str, Any], what: str) -> dict[str, Any]:
@@ -259,8 +304,8 @@ class UpdateInstance(Command):
 _BATCH_KEYS = ("NAME", "SIGNATURE", "INSTANCE_ID", "INSTANCE_CONFIG")
 
 
-def _check_instance_update(item: Any, what: str) -> dict[str, Any]:
-    data = _mapping(item, what)
+def _check_instance_update(item: Any, what: str) -> Mapping[str, Any]:
+    data = _checked_mapping(item, what)
     missing = [k for k in _BATCH_KEYS if k not in data]
     if missing:
         raise CommandError(f"{what} lacks {', '.join(missing)}")
@@ -467,6 +512,11 @@ def command_from_action(action: str, payload: Any = None) -> Command:
     Raises:
         CommandError: the action is not a non-empty string or the payload has the wrong shape.
     """
+    return _raw_command(action, payload)
+
+
+def _raw_command(action: str, payload: Any) -> RawCommand:
+    """:func:`command_from_action`, typed as what it builds."""
     _name(action, "ACTION")
     if action == UPDATE_CONFIG:
         UpdatePipeline(payload)
@@ -480,7 +530,7 @@ def command_from_action(action: str, payload: Any = None) -> Command:
         for index, item in enumerate(payload):
             _check_instance_update(item, f"{action} item {index}")
     elif action == PIPELINE_COMMAND:
-        data = _mapping(payload, f"{action} payload")
+        data = _checked_mapping(payload, f"{action} payload")
         _name(data.get("NAME"), f"{action} NAME")
         if PIPELINE_COMMAND not in data:
             raise CommandError(f"{action} payload lacks PIPELINE_COMMAND")
@@ -561,10 +611,12 @@ def build_envelope(
             wrong shape, or ``now`` is not a usable timestamp.
     """
     if isinstance(command, str):
-        command = command_from_action(command, None if payload is _NO_PAYLOAD else payload)
+        raw = _raw_command(command, None if payload is _NO_PAYLOAD else payload)
+        body = {"ACTION": raw.action, "PAYLOAD": raw.raw_payload}  # the command's own copy: ours alone
     elif payload is not _NO_PAYLOAD:
         raise CommandError("pass either a Command or an ACTION and its payload, not both")
-    body = command_body(command)
+    else:
+        body = command_body(command)
     target = _target(profile, target_id, target_address)
     initiator = _name(initiator_id, "initiator_id")
     if not profile.commands_by_address:

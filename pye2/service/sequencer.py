@@ -82,7 +82,8 @@ class CommandSequencer:
             self._tracker.fail(item.conf, exc)
             return exc
         self._stats.bump("commands_sent")
-        self._tracker.activate(item.conf, item.timeout)
+        if not item.conf.done:  # nothing to match or time out otherwise (and no tracker lock to take)
+            self._tracker.activate(item.conf, item.timeout)
         return None
 
     def _advance(self, lane: LaneKey) -> None:
