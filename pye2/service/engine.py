@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pye2 import wire
 from pye2.domain import commands as cmd
@@ -34,6 +34,9 @@ from pye2.errors import ConfigError, CryptoError, DecodeError, Pye2Error, Signat
 from pye2.ports.formatter import Formatter
 from pye2.ports.serializer import Serializer
 from pye2.ports.signer import Verifier
+
+if TYPE_CHECKING:
+    from pye2.service.verify_workers import Verdict
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "VERIFY_MODES", "ProtocolEngine"]
 
@@ -103,8 +106,15 @@ class ProtocolEngine:
         self._warn_interval = warn_interval
 
     # -- inbound --------------------------------------------------------------------
-    def receive(self, kind: str, body: bytes, now: float) -> Event | Rejected:
-        """Decode one delivery of ``kind`` (heartbeat / notification / payload)."""
+    def receive(self, kind: str, body: bytes, now: float, verdict: Verdict | None = None) -> Event | Rejected:
+        """Decode one delivery of ``kind`` (heartbeat / notification / payload).
+
+        ``verdict``: the signature check already done on these same bytes elsewhere
+        (:mod:`pye2.service.verify_workers`, same profile and backends). A checked
+        verdict replaces :func:`~pye2.domain.signing.verify_fields` here and is applied
+        the same way (``strict``: rejected with its reason; ``warn``: logged and
+        delivered); an unchecked one (``malformed``) or None means: check here.
+        """
         if len(body) > self.max_message_bytes:
             return Rejected("too_large", f"{len(body)} bytes > {self.max_message_bytes}", kind=kind)
         try:
@@ -114,16 +124,23 @@ class ProtocolEngine:
         raw_sender = message.get("EE_SENDER")
         sender: str | None = raw_sender if isinstance(raw_sender, str) else None
         if self._verifies:
-            try:
-                verify_fields(message, profile=self.profile, verify=self._verify_ecdsa, json_native=True,
-                              fast_v2=self._fast_v2)
-            except SignatureInvalid as exc:
+            failure: str | None = None
+            if verdict is not None and verdict.checked:
+                if not verdict.ok:
+                    failure = verdict.reason
+            else:
+                try:
+                    verify_fields(message, profile=self.profile, verify=self._verify_ecdsa, json_native=True,
+                                  fast_v2=self._fast_v2)
+                except SignatureInvalid as exc:
+                    failure = exc.reason
+            if failure is not None:
                 if self.verify == "strict":
                     self._rate_limited_log(sender or "?", "signature", now, "rejected %s from %s: %s",
-                                           kind, sender, exc.reason)
-                    return Rejected("signature", exc.reason, sender=sender, kind=kind)
+                                           kind, sender, failure)
+                    return Rejected("signature", failure, sender=sender, kind=kind)
                 self._rate_limited_log(sender or "?", "signature", now,
-                                       "delivering %s from %s despite a bad signature: %s", kind, sender, exc.reason)
+                                       "delivering %s from %s despite a bad signature: %s", kind, sender, failure)
         try:
             if message.get("EE_IS_ENCRYPTED") is True:
                 decrypted = self._decrypt(message)

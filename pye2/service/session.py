@@ -8,7 +8,8 @@ A thin shell over the parts that do the work: the transport (a port), the
 
 Threads: transport threads only put ``(kind, bytes)`` into a bounded inbox;
 one dispatcher thread decodes, verifies and runs user callbacks, so user code
-never runs on a network thread. On a virtual clock (the simulated network)
+never runs on a network thread (with ``verify_workers``, worker processes check
+the signatures of large batches for it). On a virtual clock (the simulated network)
 there are no threads at all: messages are processed as the clock advances,
 deterministically.
 """
@@ -44,6 +45,7 @@ from pye2.service.worker import DispatchWorker
 if TYPE_CHECKING:
     from pye2.plugins.host import PluginHost
     from pye2.service.handles import Pipeline
+    from pye2.service.verify_workers import VerifyPool
 
 __all__ = ["Session"]
 
@@ -85,6 +87,10 @@ class Session:
     ``slow_callback_threshold`` (1 s), ``blocked_callback_timeout`` (10 s),
     ``decode_threads`` (threads that parse and verify received messages on
     wall-clock sessions, the dispatcher's included: ``$PYE2_DECODE_THREADS``, else 1),
+    ``verify_workers`` (processes that check signatures on wall-clock sessions,
+    so verified ingest uses more than one core: ``$PYE2_VERIFY_WORKERS``, else 0 =
+    in the dispatcher thread; started with the first large batch, stopped by
+    ``close``; ignored with ``verify="off"``; see :mod:`pye2.service.verify_workers`),
     ``encrypt_comms`` (RATIO1 only), ``root_topic``, ``serializer`` (``"json"``),
     ``plugin_host``, ``env_file`` (``".env"``), ``key_path``,
     ``on_connection`` (``f(session, event)``), ``connect_timeout``.
@@ -113,8 +119,9 @@ class Session:
     ) -> None:
         known = {
             "online_timeout", "command_timeout", "inbox_size", "inbox_policy", "slow_callback_threshold",
-            "blocked_callback_timeout", "decode_threads", "encrypt_comms", "root_topic", "serializer", "plugin_host",
-            "env_file", "key_path", "on_connection", "connect_timeout", "log", "blockchain_config", "secured",
+            "blocked_callback_timeout", "decode_threads", "verify_workers", "encrypt_comms", "root_topic", "serializer",
+            "plugin_host", "env_file", "key_path", "on_connection", "connect_timeout", "log", "blockchain_config",
+            "secured",
         }
         unknown = set(kwargs) - known
         if unknown:
@@ -208,7 +215,8 @@ class Session:
                                               name=self.name, decode_threads=int(self._options.get(
                                                   "decode_threads") or default_decode_threads()),
                                               blocked_timeout=float(self._options.get("blocked_callback_timeout",
-                                                                                      10.0)))
+                                                                                      10.0)),
+                                              verifier=self._verify_pool(serializer))
                 self._worker.start()
             try:
                 transport.connect()
@@ -221,6 +229,21 @@ class Session:
             log.info("session %r connected as %s (%s profile, verify=%s)", self.name,
                      self.engine.address, self.profile.name, self.verify)
             return self
+
+    def _verify_pool(self, serializer: Any) -> VerifyPool | None:
+        """The worker processes that check signatures (``verify_workers``), or None to check them inline."""
+        from pye2.service.verify_workers import VerifyPool, VerifySpec, default_verify_workers
+
+        raw = self._options.get("verify_workers")
+        workers = default_verify_workers() if raw is None else raw
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise ConfigError(f"verify_workers must be a non-negative integer, not {workers!r}")
+        if workers == 0 or self.verify == "off":
+            return None
+        assert self.engine is not None
+        spec = VerifySpec.from_environment(self.profile, serializer,
+                                           max_message_bytes=self.engine.max_message_bytes)
+        return VerifyPool(spec, workers, name=self.name)
 
     def _plugin_host(self) -> PluginHost:
         host = self._options.get("plugin_host")
@@ -359,13 +382,17 @@ class Session:
     def _process(self, kind: str, body: Any) -> None:
         self._apply(kind, body, self._decode((kind, body)))
 
-    def _decode(self, item: tuple[str, Any]) -> Event | Rejected | None:
-        """Parse, verify and decode one received message (thread-safe; None for connection events)."""
-        kind, body = item
+    def _decode(self, item: tuple[Any, ...]) -> Event | Rejected | None:
+        """Parse, verify and decode one received message (thread-safe; None for connection events).
+
+        ``item`` is ``(kind, body)``, or ``(kind, body, verdict)`` when its signature
+        was checked in a verify worker process.
+        """
+        kind, body = item[0], item[1]
         if kind == KIND_CONNECTION:
             return None
         assert self.engine is not None and self.clock is not None
-        return self.engine.receive(kind, body, self.clock.time())
+        return self.engine.receive(kind, body, self.clock.time(), item[2] if len(item) > 2 else None)
 
     def _apply(self, kind: str, body: Any, decoded: Event | Rejected | BaseException | None) -> None:
         """Route one decoded message and run its callbacks (the dispatcher thread only, in order)."""
@@ -480,7 +507,8 @@ class Session:
         the same pipeline on the same node has settled (see
         :mod:`pye2.service.sequencer`); a failure to send it now raises.
         """
-        self.connect()
+        if not self._connected:  # connect() takes the session lock: not on every command
+            self.connect()
         assert self.engine is not None and self.transport is not None and self.confirmations is not None
         rec = self.network.find(node)
         alias = rec.alias if rec else node
