@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -42,7 +43,8 @@ def publish(packets: list[bytes], *, host: str, port: int, rate: float, duration
     """Replay ``packets`` from index ``skip`` (cycling) at ``rate`` msg/s for ``duration`` s or ``count`` messages."""
     if not packets:
         raise ValueError("no packets to publish")
-    sock = connect(host, port, client_id, sndbuf=4 << 20)
+    # the process id keeps two bench runs on one machine from taking over each other's connection
+    sock = connect(host, port, f"{client_id}-{os.getpid()}", sndbuf=4 << 20)
     limit = count if count is not None else sys.maxsize
     n_packets, sent = len(packets), 0
     index = skip % n_packets
