@@ -1,8 +1,9 @@
-"""The ``v2`` canonical text on orjson (extra ``fast``), used only where it is provably exact.
+"""The sorted canonical JSON text on orjson (extra ``fast``), used only where it is provably exact.
 
 Verifying a RATIO1 message hashes its ``v2`` canonical text: ``json.dumps``
 with sorted keys, compact separators and raw UTF-8 (see
-:mod:`pye2.domain.canonical`). For what a JSON parser returns, orjson with
+:mod:`pye2.domain.canonical`); the 42ee127 legacy canon (AIXP) trims the
+floats of that same text. For what a JSON parser returns, orjson with
 ``OPT_SORT_KEYS`` writes the same bytes about four times faster, with one
 exception: floats. Both write the shortest round-trip digits, and the same
 text whenever Python's ``repr`` has no exponent or a positive one
@@ -10,7 +11,7 @@ text whenever Python's ``repr`` has no exponent or a positive one
 for negative one-digit exponents (``8.7e-07`` vs orjson's ``8.7e-7``) and for
 ``1e-05 <= |x| < 1e-04`` (``1e-05`` vs orjson's ``0.00001``). In orjson's
 text, each of those differences shows as a digit, ``e-``, one digit and no
-further digit, or as ``0.0000``. :class:`OrjsonCanonicalV2` returns the
+further digit, or as ``0.0000``. :class:`OrjsonSortedText` returns the
 orjson text only when neither pattern occurs anywhere in it (inside strings
 too: that only costs a fallback) and ``None`` otherwise, or when orjson
 refuses the data (integers beyond 64 bits, lone surrogates, non-string
@@ -35,7 +36,7 @@ from typing import Any
 
 from pye2.errors import SerializerUnavailable
 
-__all__ = ["OrjsonCanonicalV2"]
+__all__ = ["OrjsonSortedText"]
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ _SELF_CHECK: dict[str, Any] = {
 }
 
 
-class OrjsonCanonicalV2:
-    """``data -> bytes | None``: the ``v2`` canonical UTF-8 text of JSON-native ``data``, or None.
+class OrjsonSortedText:
+    """``data -> bytes | None``: the sorted compact UTF-8 JSON of JSON-native ``data`` (the ``v2`` text), or None.
 
     Raises:
         SerializerUnavailable: orjson is not installed, or it no longer writes

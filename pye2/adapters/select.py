@@ -15,7 +15,7 @@ Both built-in verifiers give the same verdict on every input (the vector
 tests check this), so the choice changes speed only.
 
 ``PYE2_JSON`` (or ``preference``) does the same for JSON on the receiving side
-(:func:`best_parser`, :func:`best_canonical_v2`): ``auto`` uses orjson when it
+(:func:`best_parser`, :func:`best_sorted_text`): ``auto`` uses orjson when it
 can be imported, ``stdlib`` never does, ``orjson`` insists on it. Both give
 identical messages and canonical texts (the orjson paths hand anything they
 cannot do exactly back to the stdlib), so again only speed changes.
@@ -29,11 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pye2.adapters.secp256k1 import CryptographyVerifier
+from pye2.domain.canonical import SortedTextFn
 from pye2.errors import ConfigError, ExtraMissing, SerializerUnavailable
 from pye2.ports.serializer import Serializer
 from pye2.ports.signer import Verifier
 
-__all__ = ["JSON_ENV", "VERIFIER_ENV", "best_canonical_v2", "best_parser", "best_verifier"]
+__all__ = ["JSON_ENV", "VERIFIER_ENV", "best_parser", "best_sorted_text", "best_verifier"]
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,8 @@ def best_parser(serializer: Serializer, preference: str | None = None) -> Callab
         return serializer.loads
 
 
-def best_canonical_v2(preference: str | None = None) -> Callable[[dict[str, Any]], bytes | None] | None:
-    """The exact-or-None ``v2`` canonical encoder on orjson, or None for the stdlib path.
+def best_sorted_text(preference: str | None = None) -> SortedTextFn | None:
+    """The exact-or-None writer of the sorted JSON text (``v2`` and legacy canons) on orjson, or None.
 
     Raises:
         ConfigError: unknown ``PYE2_JSON`` value.
@@ -124,10 +125,10 @@ def best_canonical_v2(preference: str | None = None) -> Callable[[dict[str, Any]
     choice = _json_choice(preference)
     if choice == "stdlib":
         return None
-    from pye2.adapters.orjson_canonical import OrjsonCanonicalV2
+    from pye2.adapters.orjson_canonical import OrjsonSortedText
 
     try:
-        return OrjsonCanonicalV2()
+        return OrjsonSortedText()
     except SerializerUnavailable as exc:
         if choice == "orjson":
             raise

@@ -187,7 +187,7 @@ def encode(data: Any, canon: str, *, json_native: bool = False, sorted_text: Sor
     ``sorted_text``: a faster writer of the sorted compact JSON text (the base of
     the ``v2`` and legacy canons) that returns exactly what the stdlib writes,
     or None when it cannot promise that for this data (see
-    :class:`pye2.adapters.orjson_canonical.OrjsonCanonicalV2`). It is only used
+    :class:`pye2.adapters.orjson_canonical.OrjsonSortedText`). It is only used
     for JSON-native data (``json_native``, or checked by the type walk).
 
     Raises:

@@ -47,7 +47,6 @@ __all__ = [
     "REASON_MISSING_SIGNATURE",
     "REASON_NOT_A_MESSAGE",
     "REASON_UNCANONICAL",
-    "FastCanonFn",
     "SignFn",
     "VerifyFn",
     "candidate_canons",
@@ -78,15 +77,13 @@ REASON_BAD_SIGNATURE = "bad signature"
 SignFn = Callable[[bytes], bytes]
 #: ``verify(public_key33, data, der_signature)``; raises SignatureInvalid (a Verifier's ``verify``).
 VerifyFn = Callable[[bytes, bytes, bytes], None]
-#: ``sorted_text(data) -> bytes | None`` (see :data:`pye2.domain.canonical.SortedTextFn`).
-FastCanonFn = SortedTextFn
 
 _VERIFIER_REASONS = (REASON_BAD_SIGNATURE, REASON_MALFORMED_SENDER, REASON_MALFORMED_SIGNATURE)
 _MAX_SIGNATURE_CHARS = 200  # a DER secp256k1 signature is at most 72 bytes (96 chars)
 
 
 def sign_fields(message: Mapping[str, Any], *, profile: WireProfile, public_key: bytes,
-                sign: SignFn, json_native: bool = False, fast_sorted: SortedTextFn | None = None) -> dict[str, Any]:
+                sign: SignFn, json_native: bool = False, sorted_text: SortedTextFn | None = None) -> dict[str, Any]:
     """The signed copy of ``message`` (the input is not modified).
 
     Args:
@@ -97,7 +94,7 @@ def sign_fields(message: Mapping[str, Any], *, profile: WireProfile, public_key:
         public_key: the signer's 33-byte compressed public key.
         sign: ECDSA-SHA256 over the 32 digest bytes, returning DER.
         json_native: see :func:`pye2.domain.canonical.canonical_json`.
-        fast_sorted: see :func:`pye2.domain.canonical.encode` (``sorted_text``).
+        sorted_text: see :func:`pye2.domain.canonical.encode`.
 
     Raises:
         DecodeError: the message holds values that cannot be canonicalised.
@@ -112,7 +109,7 @@ def sign_fields(message: Mapping[str, Any], *, profile: WireProfile, public_key:
         canon = CANON_V2
         out[SIGN_CANON_V] = CANON_V2
     text = encode(data_fields(out, profile, keep_canon_marker=canon == CANON_V2), canon, json_native=json_native,
-                  sorted_text=fast_sorted)
+                  sorted_text=sorted_text)
     digest = hashlib.sha256(text)
     signature = sign(digest.digest())
     out[EE_SIGN] = base64.urlsafe_b64encode(signature).decode("ascii")
@@ -165,7 +162,7 @@ def decode_signature(text: Any) -> bytes:
 
 
 def verify_fields(message: Mapping[str, Any], *, profile: WireProfile, verify: VerifyFn,
-                  json_native: bool = False, fast_v2: FastCanonFn | None = None) -> str:
+                  json_native: bool = False, sorted_text: SortedTextFn | None = None) -> str:
     """Check the signature of ``message``; return its ``EE_SENDER``.
 
     Args:
@@ -175,9 +172,9 @@ def verify_fields(message: Mapping[str, Any], *, profile: WireProfile, verify: V
             :class:`~pye2.errors.SignatureInvalid` on a bad signature. Any other
             exception it raises is reported as a bad signature too.
         json_native: see :func:`pye2.domain.canonical.canonical_json`.
-        fast_v2: a faster writer of the sorted JSON text under the ``v2`` and
+        sorted_text: a faster writer of the sorted JSON text under the ``v2`` and
             legacy canons, exact or None: see :func:`pye2.domain.canonical.encode`
-            (``sorted_text``) and :class:`pye2.adapters.orjson_canonical.OrjsonCanonicalV2`.
+            and :class:`pye2.adapters.orjson_canonical.OrjsonSortedText`.
 
     Raises:
         SignatureInvalid: with a ``reason`` starting with a ``REASON_*`` constant.
@@ -198,7 +195,7 @@ def verify_fields(message: Mapping[str, Any], *, profile: WireProfile, verify: V
     for canon in canons:
         try:
             text = encode(data_fields(message, profile, keep_canon_marker=canon == CANON_V2), canon,
-                          json_native=json_native, sorted_text=fast_v2)
+                          json_native=json_native, sorted_text=sorted_text)
         except DecodeError as exc:
             raise SignatureInvalid(f"{REASON_UNCANONICAL}: {exc}") from None
         if received:

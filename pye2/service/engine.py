@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pye2 import wire
 from pye2.domain import commands as cmd
+from pye2.domain.canonical import SortedTextFn
 from pye2.domain.codecs.heartbeat import decode_heartbeat
 from pye2.domain.messages import (
     KIND_HEARTBEAT,
@@ -29,7 +30,7 @@ from pye2.domain.messages import (
     payload_event,
 )
 from pye2.domain.profiles import WireProfile
-from pye2.domain.signing import FastCanonFn, verify_fields
+from pye2.domain.signing import verify_fields
 from pye2.errors import ConfigError, CryptoError, DecodeError, Pye2Error, SignatureInvalid
 from pye2.ports.formatter import Formatter
 from pye2.ports.serializer import Serializer
@@ -65,7 +66,7 @@ class ProtocolEngine:
         parse: wire bytes -> message dict for inbound messages (default:
             ``serializer.loads``); must return exactly what the serializer
             would (see :func:`pye2.adapters.select.best_parser`).
-        fast_v2: exact-or-None ``v2`` canonical encoder for verification
+        sorted_text: exact-or-None writer of the sorted JSON text for verification
             (see :func:`pye2.domain.signing.verify_fields`).
     """
 
@@ -83,7 +84,7 @@ class ProtocolEngine:
         max_inflated: int = DEFAULT_MAX_INFLATED,
         warn_interval: float = 60.0,
         parse: Callable[[bytes], dict[str, Any]] | None = None,
-        fast_v2: FastCanonFn | None = None,
+        sorted_text: SortedTextFn | None = None,
     ) -> None:
         if verify not in VERIFY_MODES:
             raise ConfigError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
@@ -95,7 +96,7 @@ class ProtocolEngine:
         self.verifier = verifier
         self.encrypt = encrypt
         self._parse = parse if parse is not None else serializer.loads
-        self._fast_v2 = fast_v2
+        self._sorted_text = sorted_text
         self._verify_ecdsa = (verifier if verifier is not None else wire.default_verifier()).verify
         self._verifies = verify != "off"
         self.max_message_bytes = max_message_bytes
@@ -131,7 +132,7 @@ class ProtocolEngine:
             else:
                 try:
                     verify_fields(message, profile=self.profile, verify=self._verify_ecdsa, json_native=True,
-                                  fast_v2=self._fast_v2)
+                                  sorted_text=self._sorted_text)
                 except SignatureInvalid as exc:
                     failure = exc.reason
             if failure is not None:

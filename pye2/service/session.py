@@ -191,14 +191,14 @@ class Session:
                 self.identity = self._load_identity()
             encrypt = self._options.get("encrypt_comms")
             serializer = host.serializer(self._options.get("serializer", "json"))
-            from pye2.adapters.select import best_canonical_v2, best_parser
+            from pye2.adapters.select import best_parser, best_sorted_text
 
             self.engine = ProtocolEngine(
                 profile=self.profile,
                 identity=self.identity,
                 serializer=serializer,
                 parse=best_parser(serializer),
-                fast_v2=best_canonical_v2(),
+                sorted_text=best_sorted_text(),
                 formatter_lookup=host.formatter,
                 verify=self.verify,
                 encrypt=bool(self.profile.encrypt_commands if encrypt is None else encrypt)

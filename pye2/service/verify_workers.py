@@ -25,7 +25,7 @@ Features:
   profile, the session's serializer and the ``PYE2_VERIFIER`` / ``PYE2_JSON``
   choices read in the parent (:func:`pye2.adapters.select.best_verifier`,
   :func:`~pye2.adapters.select.best_parser`,
-  :func:`~pye2.adapters.select.best_canonical_v2`);
+  :func:`~pye2.adapters.select.best_sorted_text`);
 * until a process has reported that it is ready, batches are verified in the
   parent (nothing waits for start-up); a batch of at least ``2 * min_part``
   bodies is split into contiguous parts, one per ready process, so they
@@ -63,8 +63,9 @@ from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pye2.domain.canonical import SortedTextFn
 from pye2.domain.profiles import WireProfile
-from pye2.domain.signing import FastCanonFn, VerifyFn, verify_fields
+from pye2.domain.signing import VerifyFn, verify_fields
 from pye2.errors import ConfigError, DecodeError, SignatureInvalid
 from pye2.ports.serializer import Serializer
 
@@ -190,11 +191,11 @@ class Verification:
     """
 
     def __init__(self, spec: VerifySpec) -> None:
-        from pye2.adapters.select import best_canonical_v2, best_parser, best_verifier
+        from pye2.adapters.select import best_parser, best_sorted_text, best_verifier
 
         self.spec = spec
         self._parse: Callable[[bytes], dict[str, Any]] = best_parser(spec.serializer, spec.json)
-        self._fast_v2: FastCanonFn | None = best_canonical_v2(spec.json)
+        self._sorted_text: SortedTextFn | None = best_sorted_text(spec.json)
         self._verify: VerifyFn = best_verifier(spec.verifier).verify
 
     def verdict(self, body: bytes) -> Verdict:
@@ -211,7 +212,7 @@ class Verification:
         sender = raw_sender if isinstance(raw_sender, str) else None
         try:
             checked = verify_fields(message, profile=self.spec.profile, verify=self._verify, json_native=True,
-                                    fast_v2=self._fast_v2)
+                                    sorted_text=self._sorted_text)
         except SignatureInvalid as exc:
             return Verdict(INVALID, exc.reason, sender)
         except Exception as exc:  # noqa: BLE001 - unchecked: the receiver checks again and reports it

@@ -148,7 +148,7 @@ class Publisher:
         # A v2 heartbeat is built here from strings, integers and None only: JSON-native, so the
         # canonical form needs no type walk.
         signed = sign_fields(message, profile=node.profile, public_key=signer.public_key, sign=signer.sign,
-                             json_native=heartbeat is not None, fast_sorted=_fast_sorted())
+                             json_native=heartbeat is not None, sorted_text=_sorted_text())
         data = dumps(signed)
         # Receivers sharing the node's cache then need not parse and verify what is certain.
         node.receive_cache.vouch(data, signed, node.signer, node.profile, heartbeat=heartbeat)
@@ -210,8 +210,8 @@ class Publisher:
 
 
 @functools.cache
-def _fast_sorted() -> SortedTextFn | None:
+def _sorted_text() -> SortedTextFn | None:
     """The orjson writer of canonical text when orjson is installed (same bytes, faster), else None."""
-    from pye2.adapters.select import best_canonical_v2
+    from pye2.adapters.select import best_sorted_text
 
-    return best_canonical_v2()
+    return best_sorted_text()

@@ -1,6 +1,6 @@
 """The orjson fast paths change speed only: same canonical text, same parsed messages, same verdicts.
 
-* ``OrjsonCanonicalV2`` returns either exactly the stdlib ``v2`` text or None,
+* ``OrjsonSortedText`` returns either exactly the stdlib ``v2`` text or None,
   on generated JSON-native data (floats of every magnitude included) and on
   the floats where the two writers are known to differ;
 * ``best_parser`` (orjson) returns what the stdlib returns for generated JSON
@@ -24,16 +24,16 @@ from hypothesis import strategies as st
 
 from pye2.adapters.coincurve_backend import _low_s
 from pye2.adapters.json_serializer import JsonSerializer
-from pye2.adapters.orjson_canonical import OrjsonCanonicalV2
+from pye2.adapters.orjson_canonical import OrjsonSortedText
 from pye2.adapters.secp256k1 import CryptographyVerifier
-from pye2.adapters.select import JSON_ENV, best_canonical_v2, best_parser
+from pye2.adapters.select import JSON_ENV, best_parser, best_sorted_text
 from pye2.domain.canonical import encode
 from pye2.domain.profiles import CANON_LEGACY, CANON_V1, CANON_V2
 from pye2.domain.signing import verify_fields
 from pye2.errors import ConfigError, SignatureInvalid
 from pye2.wire import AIXP, RATIO1, WireProfile
 
-FAST_V2 = OrjsonCanonicalV2()
+FAST_SORTED = OrjsonSortedText()
 STDLIB = JsonSerializer()
 FAST_PARSE = best_parser(STDLIB, "orjson")
 VERIFIER = CryptographyVerifier()
@@ -58,7 +58,7 @@ json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=8)
 @example({"id": "3e-7", "v": 1.0})
 def test_orjson_v2_text_is_exact_or_none(data: dict[str, Any]) -> None:
     exact = encode(data, CANON_V2, json_native=True)
-    fast = FAST_V2(data)
+    fast = FAST_SORTED(data)
     assert fast is None or fast == exact
 
 
@@ -66,21 +66,21 @@ def test_orjson_v2_text_is_exact_or_none(data: dict[str, Any]) -> None:
 @settings(max_examples=300)
 @example({"x": 100.0, "y": [1.5e+20, -0.0, 2.50], "z": "1.0"})
 def test_legacy_canon_with_the_orjson_writer_is_exact(data: dict[str, Any]) -> None:
-    assert encode(data, CANON_LEGACY, sorted_text=FAST_V2) == encode(data, CANON_LEGACY)
-    assert encode(data, CANON_V2, sorted_text=FAST_V2) == encode(data, CANON_V2)
-    assert encode(data, CANON_V1, sorted_text=FAST_V2) == encode(data, CANON_V1)
+    assert encode(data, CANON_LEGACY, sorted_text=FAST_SORTED) == encode(data, CANON_LEGACY)
+    assert encode(data, CANON_V2, sorted_text=FAST_SORTED) == encode(data, CANON_V2)
+    assert encode(data, CANON_V1, sorted_text=FAST_SORTED) == encode(data, CANON_V1)
 
 
 @pytest.mark.parametrize("value", [8.7e-07, 1e-05, 4.9e-05, -3.9e-05, 2.5e-09])
 def test_floats_written_differently_send_the_text_to_the_exact_path(value: float) -> None:
-    assert FAST_V2({"v": value}) is None
+    assert FAST_SORTED({"v": value}) is None
     assert encode({"v": value}, CANON_V2, json_native=True) == json.dumps(
         {"v": value}, separators=(",", ":")).encode()
 
 
 def test_common_message_takes_the_fast_path() -> None:
     data = {"EE_ID": "node-1", "EE_MESSAGE_SEQ": 7, "X": [0.5, 1e16, 1e-10], "T": "e-1", "S": "é"}
-    assert FAST_V2(data) == encode(data, CANON_V2, json_native=True)
+    assert FAST_SORTED(data) == encode(data, CANON_V2, json_native=True)
 
 
 @given(json_objects)
@@ -124,7 +124,7 @@ def _verdict(message: Any, profile: WireProfile, fast: bool) -> tuple[bool, str]
     try:
         if fast:
             parsed = FAST_PARSE(json.dumps(message).encode())
-            verify_fields(parsed, profile=profile, verify=VERIFIER.verify, json_native=True, fast_v2=FAST_V2)
+            verify_fields(parsed, profile=profile, verify=VERIFIER.verify, json_native=True, sorted_text=FAST_SORTED)
         else:
             parsed = STDLIB.loads(json.dumps(message).encode())
             verify_fields(parsed, profile=profile, verify=VERIFIER.verify, json_native=True)
@@ -173,10 +173,10 @@ def test_der_fast_path_on_well_formed_signatures(s: int) -> None:
 
 def test_json_preference(monkeypatch: pytest.MonkeyPatch) -> None:
     assert best_parser(STDLIB, "stdlib") == STDLIB.loads
-    assert best_canonical_v2("stdlib") is None
-    assert best_canonical_v2("orjson") is not None
+    assert best_sorted_text("stdlib") is None
+    assert best_sorted_text("orjson") is not None
     monkeypatch.setenv(JSON_ENV, "stdlib")
-    assert best_canonical_v2() is None
+    assert best_sorted_text() is None
     monkeypatch.setenv(JSON_ENV, "simdjson")
     with pytest.raises(ConfigError, match="PYE2_JSON"):
         best_parser(STDLIB)

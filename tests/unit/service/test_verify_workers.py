@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from pye2.adapters.json_serializer import JsonSerializer
-from pye2.adapters.select import best_canonical_v2, best_parser, best_verifier
+from pye2.adapters.select import best_parser, best_sorted_text, best_verifier
 from pye2.domain.signing import verify_fields
 from pye2.errors import ConfigError, DecodeError, SignatureInvalid
 from pye2.service.engine import ProtocolEngine
@@ -59,7 +59,7 @@ def _in_process(body: bytes, spec: VerifySpec) -> tuple[Any, ...]:
     raw = message.get("EE_SENDER")
     try:
         sender = verify_fields(message, profile=spec.profile, verify=best_verifier(spec.verifier).verify,
-                               json_native=True, fast_v2=best_canonical_v2(spec.json))
+                               json_native=True, sorted_text=best_sorted_text(spec.json))
     except SignatureInvalid as exc:
         return (INVALID, exc.reason, raw if isinstance(raw, str) else None)
     return (OK, "", sender)
@@ -176,7 +176,7 @@ def test_backend_choices_reach_the_workers_and_change_no_verdict(
 
 def _engine(verify: str) -> ProtocolEngine:
     return ProtocolEngine(profile=RATIO1, identity=Identity.generate(), serializer=SERIALIZER,
-                          parse=best_parser(SERIALIZER), fast_v2=best_canonical_v2(),
+                          parse=best_parser(SERIALIZER), sorted_text=best_sorted_text(),
                           formatter_lookup=lambda name: (_ for _ in ()).throw(ConfigError(name)), verify=verify)
 
 
