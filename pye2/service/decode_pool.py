@@ -17,13 +17,12 @@ that message's place (the caller counts it) instead of being lost on a helper.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 from typing import Generic, TypeVar
 
-from pye2.errors import ConfigError
+from pye2.service.settings import env_count
 
 __all__ = ["DECODE_THREADS_ENV", "DEFAULT_DECODE_THREADS", "DecodePool", "default_decode_threads"]
 
@@ -49,12 +48,7 @@ def default_decode_threads() -> int:
     Raises:
         ConfigError: the variable is not a positive integer.
     """
-    raw = os.environ.get(DECODE_THREADS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_DECODE_THREADS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{DECODE_THREADS_ENV} must be a positive integer, not {raw!r}")
-    return int(raw)
+    return env_count(DECODE_THREADS_ENV, DEFAULT_DECODE_THREADS, minimum=1)
 
 
 class _Job(Generic[T, R]):

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from pye2.errors import ConfigError
 
-__all__ = ["Settings", "read_env_file", "resolve_settings"]
+__all__ = ["Settings", "env_count", "read_env_file", "resolve_settings"]
 
 KEYS = ("PYE2_HOST", "PYE2_PORT", "PYE2_USER", "PYE2_PASS", "PYE2_TRANSPORT", "PYE2_PROFILE")
 
@@ -109,3 +109,18 @@ def resolve_settings(
         pwd=pick(pwd, "PYE2_PASS"),
         profile=pick(profile, "PYE2_PROFILE"),
     )
+
+
+def env_count(name: str, default: int, *, minimum: int) -> int:
+    """``$name`` as an integer of at least ``minimum`` (0 or 1), or ``default`` when unset or empty.
+
+    Raises:
+        ConfigError: the variable is not such an integer.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        kind = "positive" if minimum >= 1 else "non-negative"
+        raise ConfigError(f"{name} must be a {kind} integer, not {raw!r}")
+    return int(raw)

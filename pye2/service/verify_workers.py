@@ -68,6 +68,7 @@ from pye2.domain.profiles import WireProfile
 from pye2.domain.signing import VerifyFn, verify_fields
 from pye2.errors import ConfigError, DecodeError, SignatureInvalid
 from pye2.ports.serializer import Serializer
+from pye2.service.settings import env_count
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -118,12 +119,7 @@ def default_verify_workers() -> int:
     Raises:
         ConfigError: the variable is not a non-negative integer.
     """
-    raw = os.environ.get(VERIFY_WORKERS_ENV, "").strip()
-    if not raw:
-        return 0
-    if not raw.isdigit():
-        raise ConfigError(f"{VERIFY_WORKERS_ENV} must be a non-negative integer, not {raw!r}")
-    return int(raw)
+    return env_count(VERIFY_WORKERS_ENV, 0, minimum=0)
 
 
 class Verdict(NamedTuple):
