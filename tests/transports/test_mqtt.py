@@ -402,26 +402,6 @@ def test_queue_before_connect_and_after_close() -> None:
 # -- broker: MQTT specifics ---------------------------------------------------------------
 
 
-@pytest.fixture
-def open_mqtt(mqtt_url: str) -> Iterator[Callable[..., MqttTransport]]:
-    """``open_mqtt(connect=True, **options)``: a transport on the test broker, closed at teardown."""
-    made: list[MqttTransport] = []
-
-    def open_(connect: bool = True, **options: object) -> MqttTransport:
-        transport = MqttTransport.from_url(mqtt_url, **{**FAST, **options})
-        made.append(transport)
-        if connect:
-            transport.connect()
-        return transport
-
-    yield open_
-    for transport in reversed(made):
-        transport.close()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"pye2test/{uuid.uuid4().hex}"
 
 
 @pytest.mark.mqtt

@@ -33,7 +33,6 @@ from pye2_transport_mqtt import MqttTransport
 from pye2_transport_mqtt._outbox import NO_CONNECTION, Outbox, Outgoing
 from pye2_transport_mqtt._writer import DirectWriteClient
 
-FAST = {"connect_timeout": 5, "reconnect_initial_delay": 0.05, "reconnect_max_delay": 0.3}
 WAIT = 15.0
 
 
@@ -273,25 +272,6 @@ def test_take_now_only_when_it_overtakes_nothing() -> None:
 # -- against Mosquitto ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def open_mqtt(mqtt_url: str) -> Iterator[Callable[..., MqttTransport]]:
-    made: list[MqttTransport] = []
-
-    def open_(connect: bool = True, url: str | None = None, **options: object) -> MqttTransport:
-        transport = MqttTransport.from_url(url or mqtt_url, **{**FAST, **options})
-        made.append(transport)
-        if connect:
-            transport.connect()
-        return transport
-
-    yield open_
-    for transport in reversed(made):
-        transport.close()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"pye2test/{uuid.uuid4().hex}"
 
 
 def first_seen(collector: Collector) -> list[bytes]:
