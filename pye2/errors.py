@@ -22,6 +22,7 @@ working for callers who do not know pye2's tree::
     │   ├── CommandFailed                   the node answered with a failure code
     │   └── CommandTimeout (TimeoutError)   no answer before the deadline
     ├── NodeOffline (LookupError)           the node is not (or no longer) online
+    ├── AmbiguousNode (LookupError)         a node name claimed by several addresses, none pinned
     ├── PipelineNotFound (LookupError)      the pipeline is not known
     └── TransportError (ConnectionError)
         ├── TransportConnectError           could not connect within the timeout
@@ -35,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "AmbiguousNode",
     "CodeCheckError",
     "CommandError",
     "CommandFailed",
@@ -147,6 +149,22 @@ class CommandTimeout(CommandError, TimeoutError):
 
 class NodeOffline(Pye2Error, LookupError):
     """The node is not online (no message within the online timeout)."""
+
+
+class AmbiguousNode(Pye2Error, LookupError):
+    """A node name that several addresses claim, and that the user has not pinned.
+
+    ``name`` is the name asked for, ``addresses`` every address that claimed it
+    (the bound one first). Pass an address instead, or pin the right one
+    (``Session(trusted_nodes={name: address})`` / ``session.pin_node``).
+    """
+
+    def __init__(self, name: str, addresses: Sequence[str]) -> None:
+        self.name = name
+        self.addresses = list(addresses)
+        super().__init__(f"node name {name!r} is claimed by {len(self.addresses)} addresses "
+                         f"({', '.join(self.addresses)}); pass the address, or pin one with "
+                         f"trusted_nodes={{name: address}} / session.pin_node(name, address)")
 
 
 class PipelineNotFound(Pye2Error, LookupError):

@@ -1,8 +1,11 @@
 """NetworkView: which nodes exist, which are online, what pipelines they hold.
 
 Pure: fed decoded events with an explicit ``now`` (seconds, the session's
-clock). A node is known by its alias (``EE_ID``) and, when the message was
-signed, its address (``EE_SENDER``); either finds it.
+clock). A node is its address (``EE_SENDER``): records are keyed by it, and
+a name (``EE_ID``) finds the record of the address that last used it. Which
+address may use a name is decided before a message gets here (see
+:mod:`pye2.domain.trust`). The number of records and the heartbeat bytes they
+retain are bounded.
 
 Memory per node is kept small on purpose: no full heartbeat is stored
 (callers that want it get it in the heartbeat callback). What a record needs
@@ -25,7 +28,7 @@ atomic.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +36,7 @@ from typing import Any
 from pye2.domain.codecs.heartbeat_view import EncodedStatus, HeartbeatView
 from pye2.errors import DecodeError
 
-__all__ = ["DEFAULT_ONLINE_TIMEOUT", "DEFAULT_PARSED_NODES", "TRACKED_FIELDS", "NetworkView", "NodeRecord",
+__all__ = ["DEFAULT_MAX_NODES", "DEFAULT_MAX_STATUS_BYTES_TOTAL", "DEFAULT_ONLINE_TIMEOUT", "DEFAULT_PARSED_NODES", "TRACKED_FIELDS", "NetworkView", "NodeRecord",
            "NodeStatus"]
 
 #: seconds without any message after which a node counts as offline (spec 3)
@@ -42,6 +45,12 @@ DEFAULT_ONLINE_TIMEOUT = 60.0
 #: how many nodes' heartbeat fields a NetworkView keeps parsed once read (some 13 KB each for a
 #: real node's pipelines); the others keep the compressed status (3.6 KB) and decode it again if asked
 DEFAULT_PARSED_NODES = 256
+
+#: node records a NetworkView keeps at most (the longest silent go first)
+DEFAULT_MAX_NODES = 20_000
+
+#: heartbeat bytes all records together may retain (a real node's heartbeat is 5-40 KB)
+DEFAULT_MAX_STATUS_BYTES_TOTAL = 64 * 1024 * 1024
 
 #: the heartbeat fields a record reads (``PIPELINES`` is the later nodes' alias of ``CONFIG_STREAMS``)
 TRACKED_FIELDS = ("CONFIG_STREAMS", "PIPELINES", "EE_WHITELIST", "SECURED", "DEVICE_STATUS")
@@ -182,7 +191,8 @@ class NodeRecord:
         messages: messages received (heartbeats included).
     """
 
-    __slots__ = ("_extra", "_last", "address", "alias", "heartbeats", "last_heartbeat", "last_seen", "messages")
+    __slots__ = ("_bytes", "_extra", "_last", "address", "alias", "heartbeats", "last_heartbeat", "last_seen",
+                 "messages")
 
     def __init__(self, alias: str, address: str | None = None) -> None:
         self.alias = alias
@@ -193,6 +203,7 @@ class NodeRecord:
         self.messages = 0
         self._last: _LastHeartbeat | None = None
         self._extra: dict[str, Any] | None = None
+        self._bytes = 0
 
     # -- the last heartbeat -------------------------------------------------------------
     def settle(self) -> None:
@@ -250,40 +261,80 @@ class NodeRecord:
 class NetworkView:
     """Online tracking per spec section 3, from the session's clock.
 
+    A node is its address: records are keyed by the sender address of its
+    messages (a message with no address, possible only with ``verify="off"``,
+    keys its record by name). A name finds the record of the address that last
+    used it; the session's :class:`~pye2.service.directory.NodeDirectory`
+    decides which address a name may be used by before a message gets here.
+
+    Bounded: at most ``max_nodes`` records, and the heartbeats they retain at
+    most ``max_status_bytes`` (counted as the size of each node's last
+    heartbeat as received); past either bound the longest-silent records are
+    dropped (a dropped node comes back with its next message).
+
     Args:
         online_timeout: seconds after the last message before a node is offline.
         parsed_nodes: how many nodes' last heartbeats are kept parsed once
             read (see :data:`DEFAULT_PARSED_NODES`).
+        max_nodes: records kept at most.
+        max_status_bytes: retained heartbeat bytes at most, all records together.
     """
 
     def __init__(self, online_timeout: float = DEFAULT_ONLINE_TIMEOUT, *,
-                 parsed_nodes: int = DEFAULT_PARSED_NODES) -> None:
+                 parsed_nodes: int = DEFAULT_PARSED_NODES, max_nodes: int = DEFAULT_MAX_NODES,
+                 max_status_bytes: int = DEFAULT_MAX_STATUS_BYTES_TOTAL) -> None:
         if online_timeout <= 0:
             raise ValueError("online_timeout must be positive")
+        if max_nodes <= 0 or max_status_bytes <= 0:
+            raise ValueError("max_nodes and max_status_bytes must be positive")
         self.online_timeout = float(online_timeout)
+        self.max_nodes = int(max_nodes)
+        self.max_status_bytes = int(max_status_bytes)
+        #: record key (the address, or NUL + name for a record without one) -> record, least recently seen first
+        self._records: OrderedDict[str, NodeRecord] = OrderedDict()
         self._by_alias: dict[str, NodeRecord] = {}
-        self._by_address: dict[str, NodeRecord] = {}
+        self._status_bytes = 0
+        self.evicted = 0
         self._parsed = _ParsedCache(max(0, int(parsed_nodes)))
 
     # -- feeding ---------------------------------------------------------------
     def _record(self, alias: str, address: str | None) -> NodeRecord:
-        rec = self._by_alias.get(alias)
-        if rec is None and address is not None:
-            rec = self._by_address.get(address)
-            if rec is not None and rec.alias != alias:  # node renamed itself: re-key the alias
-                self._by_alias.pop(rec.alias, None)
-                rec.alias = alias
-                self._by_alias[alias] = rec
+        key = address if address is not None else "\0" + alias
+        records = self._records
+        rec = records.get(key)
         if rec is None:
             rec = NodeRecord(alias, address)
+            records[key] = rec
+            if len(records) > self.max_nodes:
+                self._evict(keep=rec)
+        else:
+            records.move_to_end(key)
+            if rec.alias != alias:  # the node renamed itself: its new name finds it
+                if self._by_alias.get(rec.alias) is rec:
+                    del self._by_alias[rec.alias]
+                rec.alias = alias
+        if self._by_alias.get(alias) is not rec:
             self._by_alias[alias] = rec
-        if address is not None and rec.address != address:
-            if rec.address is not None:
-                self._by_address.pop(rec.address, None)
-            rec.address = address
-        if address is not None:
-            self._by_address[address] = rec
         return rec
+
+    def _drop(self, key: str) -> None:
+        rec = self._records.pop(key)
+        self._status_bytes -= rec._bytes
+        if self._by_alias.get(rec.alias) is rec:
+            del self._by_alias[rec.alias]
+        self.evicted += 1
+
+    def _evict(self, keep: NodeRecord) -> None:
+        """Drop the longest-silent records until both bounds hold (never ``keep``)."""
+        records = self._records
+        while len(records) > self.max_nodes or self._status_bytes > self.max_status_bytes:
+            key = next(iter(records))
+            if records[key] is keep:
+                if len(records) == 1:
+                    return
+                records.move_to_end(key)
+                continue
+            self._drop(key)
 
     def seen(self, alias: str, address: str | None, now: float) -> NodeRecord:
         """Any accepted message from the node (heartbeat, payload, notification)."""
@@ -292,11 +343,13 @@ class NetworkView:
         rec.messages += 1
         return rec
 
-    def heartbeat(self, alias: str, address: str | None, now: float, view: Mapping[str, Any]) -> NodeRecord:
+    def heartbeat(self, alias: str, address: str | None, now: float, view: Mapping[str, Any], *,
+                  size: int = 0) -> NodeRecord:
         """An accepted heartbeat and its merged view; call ``settle()`` on the record once it has been handed out.
 
         The record reads its pipelines, whitelist... from ``view`` when first
-        asked for (see :meth:`NodeRecord.heartbeat`).
+        asked for. ``size``: the heartbeat's bytes as received, counted against
+        ``max_status_bytes`` until the node's next heartbeat.
         """
         rec = self.seen(alias, address, now)
         rec.last_heartbeat = now
@@ -304,31 +357,52 @@ class NetworkView:
         previous, rec._last = rec._last, _LastHeartbeat(view, self._parsed)
         if previous is not None:
             previous.forget_parsed()  # it may still sit in the cache: keep only its compressed status there
+        self._status_bytes += size - rec._bytes
+        rec._bytes = size
+        if self._status_bytes > self.max_status_bytes:
+            self._evict(keep=rec)
         return rec
 
     def forget(self, node: str) -> None:
-        """Drop everything known about a node (by alias or address)."""
+        """Drop everything known about a node (by name or address)."""
         rec = self.find(node)
         if rec is not None:
-            self._by_alias.pop(rec.alias, None)
-            if rec.address is not None:
-                self._by_address.pop(rec.address, None)
+            self._drop(rec.address if rec.address is not None else "\0" + rec.alias)
+            self.evicted -= 1
 
     # -- queries ---------------------------------------------------------------
     def find(self, node: str) -> NodeRecord | None:
-        """The record for an alias or an address."""
-        return self._by_alias.get(node) or self._by_address.get(node)
+        """The record for an address, or the record that last used a name."""
+        return self._records.get(node) or self._by_alias.get(node)
+
+    def find_address(self, address: str) -> NodeRecord | None:
+        """The record of an address (an address only: a name finds nothing here)."""
+        return self._records.get(address)
 
     def is_online(self, node: str, now: float) -> bool:
         rec = self.find(node)
         return rec is not None and now - rec.last_seen < self.online_timeout
 
+    def records(self) -> list[NodeRecord]:
+        """Every record, least recently seen first."""
+        return list(self._records.values())
+
     def online(self, now: float) -> list[str]:
-        """Aliases of the nodes seen less than ``online_timeout`` ago, sorted."""
-        return sorted(a for a, rec in self._by_alias.items() if now - rec.last_seen < self.online_timeout)
+        """Names of the nodes seen less than ``online_timeout`` ago, sorted."""
+        return sorted(rec.alias for rec in self._records.values() if now - rec.last_seen < self.online_timeout)
+
+    def online_records(self, now: float) -> list[NodeRecord]:
+        """Records of the nodes seen less than ``online_timeout`` ago, by name."""
+        return sorted((rec for rec in self._records.values() if now - rec.last_seen < self.online_timeout),
+                      key=lambda r: (r.alias, r.address or ""))
 
     def known(self) -> list[str]:
-        return sorted(self._by_alias)
+        return sorted({rec.alias for rec in self._records.values()})
+
+    @property
+    def status_bytes(self) -> int:
+        """Heartbeat bytes the records retain (as counted against ``max_status_bytes``)."""
+        return self._status_bytes
 
     def pipelines(self, node: str, now: float) -> dict[str, dict[str, Any]] | None:
         """The node's pipelines from its last heartbeat, or None if offline/unknown or it listed none."""
@@ -338,4 +412,4 @@ class NetworkView:
         return rec.pipelines
 
     def __len__(self) -> int:
-        return len(self._by_alias)
+        return len(self._records)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pye2.domain.keys import same_address
 from pye2.domain.messages import NotificationEvent
 from pye2.domain.notifications import ExpectedResponse
 from pye2.errors import CommandFailed, CommandTimeout
@@ -24,18 +25,31 @@ from pye2.errors import CommandFailed, CommandTimeout
 if TYPE_CHECKING:
     from pye2.ports.clock import Clock, Timer
 
-__all__ = ["Confirmation", "ConfirmationTracker", "Expectation"]
+__all__ = ["DEFAULT_MAX_SKEW", "Confirmation", "ConfirmationTracker", "Expectation"]
 
 log = logging.getLogger(__name__)
+
+#: seconds a notification's signed node time may lag behind the command it confirms (node and client clocks differ)
+DEFAULT_MAX_SKEW = 120.0
 
 
 @dataclass(slots=True)
 class Expectation:
-    """One notification a command waits for: from which node, and which response."""
+    """One notification a command waits for: from which node, and which response.
+
+    ``address``: the node's address the command went to (only a notification
+    signed by it counts; None while the node's address is unknown: then the
+    name's binding decides, see :mod:`pye2.service.directory`). ``sent_at``:
+    session time the command was built; a notification whose signed node time
+    is older than that by more than the tracker's ``max_skew`` answers an
+    earlier command (or is a replay) and counts for nothing.
+    """
 
     node: str
     response: ExpectedResponse
     met: bool = False
+    address: str | None = None
+    sent_at: float | None = None
 
     @property
     def pipeline(self) -> str:
@@ -105,8 +119,11 @@ class ConfirmationTracker:
     and its timeout start. Done-callbacks run after the lock is released.
     """
 
-    def __init__(self, clock: Clock, cond: threading.Condition | None = None) -> None:
+    def __init__(self, clock: Clock, cond: threading.Condition | None = None, *,
+                 max_skew: float = DEFAULT_MAX_SKEW) -> None:
         self.clock = clock
+        self.max_skew = float(max_skew)
+        self.stale = 0
         self.cond = cond if cond is not None else threading.Condition()
         self._open: dict[tuple[str, str], list[tuple[Expectation, Confirmation]]] = defaultdict(list)
         self._all: dict[int, Confirmation] = {}
@@ -177,6 +194,16 @@ class ConfirmationTracker:
         for conf, callbacks in settled:
             self._run(conf, callbacks)
 
+    def _answers(self, exp: Expectation, event: NotificationEvent) -> bool:
+        """Whether ``event`` may settle ``exp``: from the address the command went to, and not older than it."""
+        if exp.address is not None and event.address != exp.address and not (
+                event.address is not None and same_address(event.address, exp.address)):
+            return False
+        if exp.sent_at is not None and event.sent_at is not None and event.sent_at < exp.sent_at - self.max_skew:
+            self.stale += 1
+            return False
+        return True
+
     def offer(self, event: NotificationEvent) -> None:
         """Match a notification against the expectations of its (node, pipeline)."""
         if event.code is None or event.pipeline is None:
@@ -188,7 +215,7 @@ class ConfirmationTracker:
                 keys.add((event.address, event.pipeline))
             hits = [pair for key in keys for pair in self._open.get(key, ())]
             for exp, conf in hits:
-                if conf.done or exp.met:
+                if conf.done or exp.met or not self._answers(exp, event):
                     continue
                 verdict = exp.response.verdict(event.data)
                 if verdict is True:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pye2 import wire
 from pye2.domain import commands as cmd
 from pye2.domain.canonical import SortedTextFn
 from pye2.domain.codecs.heartbeat import decode_heartbeat
+from pye2.domain.logtext import clip
 from pye2.domain.messages import (
     KIND_HEARTBEAT,
     KIND_NOTIFICATION,
@@ -35,6 +37,7 @@ from pye2.errors import ConfigError, CryptoError, DecodeError, Pye2Error, Signat
 from pye2.ports.formatter import Formatter
 from pye2.ports.serializer import Serializer
 from pye2.ports.signer import Verifier
+from pye2.service.ratelimit import LogLimiter
 
 if TYPE_CHECKING:
     from pye2.service.verify_workers import Verdict
@@ -45,9 +48,10 @@ log = logging.getLogger(__name__)
 
 VERIFY_MODES = ("strict", "warn", "off")
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-DEFAULT_MAX_INFLATED = 64 * 1024 * 1024
+#: decoded heartbeat status at most (a real node's is 12-100 KB)
+DEFAULT_MAX_INFLATED = 4 * 1024 * 1024
 _BUILDERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
-    KIND_HEARTBEAT: heartbeat_event, KIND_NOTIFICATION: notification_event, KIND_PAYLOAD: payload_event,
+    KIND_NOTIFICATION: notification_event, KIND_PAYLOAD: payload_event,
 }
 
 
@@ -103,8 +107,7 @@ class ProtocolEngine:
         self.max_inflated = max_inflated
         self._formatter_lookup = formatter_lookup
         self._formatters: dict[str, Formatter | None] = {}
-        self._warned: dict[tuple[str, str], float] = {}
-        self._warn_interval = warn_interval
+        self._limiter = LogLimiter(interval=warn_interval)
 
     # -- inbound --------------------------------------------------------------------
     def receive(self, kind: str, body: bytes, now: float, verdict: Verdict | None = None) -> Event | Rejected:
@@ -124,7 +127,8 @@ class ProtocolEngine:
             return Rejected("malformed", str(exc), kind=kind)
         raw_sender = message.get("EE_SENDER")
         sender: str | None = raw_sender if isinstance(raw_sender, str) else None
-        if self._verifies:
+        verified = self._verifies
+        if verified:
             failure: str | None = None
             if verdict is not None and verdict.checked:
                 if not verdict.ok:
@@ -137,11 +141,12 @@ class ProtocolEngine:
                     failure = exc.reason
             if failure is not None:
                 if self.verify == "strict":
-                    self._rate_limited_log(sender or "?", "signature", now, "rejected %s from %s: %s",
-                                           kind, sender, failure)
+                    self._rate_limited_log(sender, "signature", now, "rejected %s from %s: %s",
+                                           kind, clip(sender), clip(failure))
                     return Rejected("signature", failure, sender=sender, kind=kind)
-                self._rate_limited_log(sender or "?", "signature", now,
-                                       "delivering %s from %s despite a bad signature: %s", kind, sender, failure)
+                self._rate_limited_log(sender, "signature", now, "delivering %s from %s despite a bad signature: %s",
+                                       kind, clip(sender), clip(failure))
+                verified = False
         try:
             if message.get("EE_IS_ENCRYPTED") is True:
                 decrypted = self._decrypt(message)
@@ -150,8 +155,11 @@ class ProtocolEngine:
                 message = decrypted
             message = self._format(message)
             if kind == KIND_HEARTBEAT:
-                message = decode_heartbeat(message, max_inflated=self.max_inflated, lazy=True)
-            return _BUILDERS[kind](message)
+                event: Event = heartbeat_event(decode_heartbeat(message, max_inflated=self.max_inflated, lazy=True),
+                                               len(body))
+            else:
+                event = _BUILDERS[kind](message)
+            return event if verified else replace(event, verified=False)
         except CryptoError as exc:
             return Rejected("decrypt", str(exc), sender=sender, kind=kind)
         except DecodeError as exc:
@@ -164,14 +172,9 @@ class ProtocolEngine:
             log.debug("unexpected decode failure", exc_info=True)
             return Rejected("malformed", f"{type(exc).__name__}: {exc}", sender=sender, kind=kind)
 
-    def _rate_limited_log(self, sender: str, what: str, now: float, msg: str, *args: Any) -> None:
-        key = (sender, what)
-        last = self._warned.get(key)
-        if last is None or now - last >= self._warn_interval:
-            self._warned[key] = now
-            if len(self._warned) > 10_000:  # bounded: forget the oldest half
-                for k in sorted(self._warned, key=self._warned.__getitem__)[:5_000]:
-                    del self._warned[k]
+    def _rate_limited_log(self, sender: str | None, what: str, now: float, msg: str, *args: Any) -> None:
+        """Log at most once per sender and reason per interval (a bounded memory of short keys)."""
+        if self._limiter.allow((sender or "?", what), now):
             log.warning(msg, *args)
 
     def _decrypt(self, message: dict[str, Any]) -> dict[str, Any] | None:

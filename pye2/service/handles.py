@@ -121,6 +121,9 @@ class Pipeline:
     def __init__(self, session: Session, e2id: str, config: PipelineConfig, *, owned: bool) -> None:
         self.session = session
         self.e2id = e2id
+        #: the address of the node the pipeline lives on (None until the node has been heard from);
+        #: only messages signed by it reach this pipeline's callbacks
+        self.node_address: str | None = None
         self.config = config
         self.owned = owned
         self.closed = False
@@ -139,7 +142,7 @@ class Pipeline:
             pcfg = PipelineConfig.from_dict({**pcfg.to_dict(), "PLUGINS": plugins})
         pipe = cls(session, e2id, pcfg, owned=True)
         pipe._listen(on_data, on_notification)
-        session._register_pipeline(pipe)
+        session.router.register(pipe)
         try:
             pipe.confirmation = pipe._deploy(f"create pipeline {name!r} on {e2id}")
         except Pye2Error:  # never sent: leave no handle behind
@@ -154,7 +157,7 @@ class Pipeline:
         pipe = cls(session, e2id, PipelineConfig.from_dict(stored), owned=False)
         pipe.confirmation = session.confirmations.register("attach", [])  # type: ignore[union-attr]
         pipe._listen(on_data, on_notification)
-        session._register_pipeline(pipe)
+        session.router.register(pipe)
         return pipe
 
     def _listen(self, on_data: Callable[..., Any] | None, on_notification: Callable[..., Any] | None) -> None:
@@ -165,12 +168,8 @@ class Pipeline:
             self._removers.append(d.add("pipeline_notification", (self.e2id, self.name), on_notification))
 
     def _instance_keys(self, signature: str, instance_id: str) -> list[tuple[str, ...]]:
-        keys: list[tuple[str, ...]] = [(self.e2id, self.name, signature.upper(), instance_id)]
-        other = self.session.get_node_alias(self.e2id) if self.session.profile.commands_by_address else \
-            self.session.get_node_address(self.e2id)
-        if other and other != self.e2id:
-            keys.append((other, self.name, signature.upper(), instance_id))
-        return keys
+        nodes = dict.fromkeys([self.e2id, self.node_address, self.session.get_node_alias(self.target)])
+        return [(node, self.name, signature.upper(), instance_id) for node in nodes if node]
 
     def _listen_instance(self, signature: str, instance_id: str, on_data: Callable[..., Any] | None,
                          on_notification: Callable[..., Any] | None) -> None:
@@ -190,7 +189,7 @@ class Pipeline:
         """
         new = self.config if config is None else config
         expect = [Expectation(self.e2id, ExpectedResponse.pipeline_ok(self.name)), *(extra or [])]
-        conf = self.session.send_command(self.e2id, "UPDATE_CONFIG", new.to_dict(), expect=expect,
+        conf = self.session.send_command(self.target, "UPDATE_CONFIG", new.to_dict(), expect=expect,
                                          description=description)
         self.config = new
         return conf
@@ -203,6 +202,11 @@ class Pipeline:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def target(self) -> str:
+        """Where this pipeline's commands go: its node's address once known (never re-resolved by name), else its name."""
+        return self.node_address or self.e2id
 
     @property
     def data_source(self) -> str:
@@ -326,7 +330,7 @@ class Pipeline:
         updated = self.config.with_instance_config(signature, instance_id, delta)
         payload = {"NAME": self.name, "SIGNATURE": signature, "INSTANCE_ID": instance_id, "INSTANCE_CONFIG": delta}
         conf = self.session.send_command(
-            self.e2id, "UPDATE_PIPELINE_INSTANCE", payload,
+            self.target, "UPDATE_PIPELINE_INSTANCE", payload,
             expect=[Expectation(self.e2id, ExpectedResponse.pipeline_ok(self.name)),
                     Expectation(self.e2id, ExpectedResponse.instance_configured(self.name, signature, instance_id))],
             description=f"update {signature}/{instance_id} in {self.name!r} on {self.e2id}")
@@ -343,7 +347,7 @@ class Pipeline:
         payload = {"NAME": self.name, "SIGNATURE": signature, "INSTANCE_ID": instance_id,
                    "INSTANCE_CONFIG": {"INSTANCE_COMMAND": body}}
         return self.session.send_command(
-            self.e2id, "UPDATE_PIPELINE_INSTANCE", payload,
+            self.target, "UPDATE_PIPELINE_INSTANCE", payload,
             expect=[Expectation(self.e2id, ExpectedResponse.instance_command(self.name, signature, instance_id))],
             description=f"command to {signature}/{instance_id} in {self.name!r} on {self.e2id}")
 
@@ -353,7 +357,7 @@ class Pipeline:
         body = command if isinstance(command, dict) else {str(command): True}
         if params:
             body = {**body, "COMMAND_PARAMS": upper_keys(params)}
-        return self.session.send_command(self.e2id, "PIPELINE_COMMAND",
+        return self.session.send_command(self.target, "PIPELINE_COMMAND",
                                          {"NAME": self.name, "PIPELINE_COMMAND": body},
                                          description=f"pipeline command to {self.name!r} on {self.e2id}")
 
@@ -404,7 +408,7 @@ class Pipeline:
         """Archive the pipeline on the node (``ARCHIVE_CONFIG``; confirmed by code 4)."""
         if self.closed:
             return self.session.confirmations.register("close (already closed)", [])  # type: ignore[union-attr]
-        conf = self.session.send_command(self.e2id, "ARCHIVE_CONFIG", self.name,
+        conf = self.session.send_command(self.target, "ARCHIVE_CONFIG", self.name,
                                          expect=[Expectation(self.e2id, ExpectedResponse.pipeline_archived(self.name))],
                                          description=f"archive pipeline {self.name!r} on {self.e2id}")
         return conf

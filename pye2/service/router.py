@@ -10,73 +10,120 @@ routing costs O(1) in the number of pipelines and instances.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pye2.domain.codecs.heartbeat_view import HeartbeatView
+from pye2.domain.keys import same_address
 from pye2.domain.messages import Event, HeartbeatEvent, NotificationEvent, PayloadEvent
-from pye2.domain.network import NetworkView
 from pye2.errors import DecompressionBomb
 from pye2.service.confirmations import ConfirmationTracker
+from pye2.service.directory import NodeDirectory
 from pye2.service.dispatch import Dispatcher
 from pye2.service.payload import Payload
 from pye2.service.stats import SessionStats
 
-if TYPE_CHECKING:
-    from pye2.service.handles import Pipeline
-
-__all__ = ["Router"]
+__all__ = ["DEFAULT_MAX_SEQ_GAP", "PipelineTarget", "Router"]
 
 PipelineKey = tuple[str, str]
+
+#: a jump in a node's ``EE_MESSAGE_SEQ`` larger than this is a restart or nonsense, not lost payloads
+DEFAULT_MAX_SEQ_GAP = 1_000_000
+#: ``EE_MESSAGE_SEQ`` values above this (2**53, the largest integer JSON peers agree on) are ignored
+MAX_SEQ = 2**53
+#: nodes whose last payload number is remembered (the oldest go first)
+MAX_SEQ_NODES = 20_000
+
+
+class PipelineTarget(Protocol):
+    """What the router needs of a pipeline handle (:class:`pye2.service.handles.Pipeline`)."""
+
+    e2id: str
+    #: the address of the node the pipeline lives on (None until known)
+    node_address: str | None
+
+    @property
+    def name(self) -> str: ...
+
+    def _on_archived(self) -> None: ...
 
 
 class Router:
     """Routes events for one session (``owner`` is what session-level callbacks receive first)."""
 
-    def __init__(self, owner: Any, *, network: NetworkView, dispatcher: Dispatcher, stats: SessionStats,
-                 node_key: Callable[[str, str | None], str], filter_workers: set[str] | None) -> None:
+    def __init__(self, owner: Any, *, directory: NodeDirectory, dispatcher: Dispatcher, stats: SessionStats,
+                 node_key: Callable[[str, str | None], str], filter_workers: set[str] | None,
+                 max_seq_gap: int = DEFAULT_MAX_SEQ_GAP) -> None:
         self.owner = owner
-        self.network = network
+        self.directory = directory
+        self.network = directory.network
         self.dispatcher = dispatcher
         self.stats = stats
         self.node_key = node_key
         self.filter_workers = filter_workers
+        self.max_seq_gap = max_seq_gap
         self.confirmations: ConfirmationTracker | None = None
-        self.pipelines: dict[PipelineKey, Pipeline] = {}
-        self._payload_seq: dict[str, int] = {}
+        self.pipelines: dict[PipelineKey, PipelineTarget] = {}
+        self._payload_seq: OrderedDict[str, int] = OrderedDict()
 
     # -- pipeline handles -----------------------------------------------------------------
-    def register(self, pipe: Pipeline, *aliases: str | None) -> None:
-        """Route ``pipe``'s messages to it, whether they name its node by id or by address."""
-        self.pipelines[(pipe.e2id, pipe.name)] = pipe
-        for other in aliases:
-            if other and other != pipe.e2id:
-                self.pipelines[(other, pipe.name)] = pipe
+    def register(self, pipe: PipelineTarget) -> None:
+        """Route ``pipe``'s messages to it, whether they name its node by name or by address.
 
-    def unregister(self, pipe: Pipeline) -> None:
+        The node's address is the one its name resolves to now (None if the
+        node has not been heard from: then the first message the directory
+        admits for it sets it).
+        """
+        alias, address = self.directory.resolve(pipe.e2id)
+        if pipe.node_address is None:
+            pipe.node_address = address
+        self.directory.hold(pipe.e2id)
+        for node in {pipe.e2id, alias, pipe.node_address}:
+            if node:
+                self.pipelines[(node, pipe.name)] = pipe
+
+    def unregister(self, pipe: PipelineTarget) -> None:
         for key in [k for k, v in self.pipelines.items() if v is pipe]:
             del self.pipelines[key]
 
-    def handles(self) -> list[Pipeline]:
+    def handles(self) -> list[PipelineTarget]:
         """Each registered handle once."""
         return list({id(p): p for p in self.pipelines.values()}.values())
 
-    def pipeline_of(self, alias: str, address: str | None, pipeline: str | None) -> tuple[PipelineKey, Pipeline] | None:
-        """The handle (and the key it is registered under) of the pipeline a message belongs to."""
+    def pipeline_of(self, alias: str, address: str | None,
+                    pipeline: str | None) -> tuple[PipelineKey, PipelineTarget] | None:
+        """The handle (and the key it is registered under) of the pipeline a message belongs to.
+
+        Only a message from the address the pipeline lives on finds it: a
+        handle remembers its node's address, and one that does not know it
+        yet adopts the address of the first admitted message for it.
+        """
         if pipeline:
             for key in ((alias, pipeline), (address, pipeline)) if address else ((alias, pipeline),):
                 pipe = self.pipelines.get(key)
                 if pipe is not None:
-                    return key, pipe
+                    home = pipe.node_address
+                    if home is None:
+                        if address is not None:
+                            pipe.node_address = address
+                            self.pipelines[(address, pipeline)] = pipe
+                        return key, pipe
+                    if address is not None and (home == address or same_address(home, address)):
+                        return key, pipe
         return None
 
     # -- routing ---------------------------------------------------------------------------
     def route(self, kind: str, event: Event, now: float) -> None:
-        """Apply one accepted event and run its callbacks."""
+        """Admit one decoded event (replays and impostors are refused), apply it and run its callbacks."""
+        reason = self.directory.admit(event, now, verified=event.verified)
+        if reason is not None:
+            self.stats.count_rejected(reason)
+            return
         if isinstance(event, HeartbeatEvent):
             self._heartbeat(kind, event, now)
             return
-        self.network.seen(event.alias, event.address, now)
+        self.directory.record(event, now)
         if isinstance(event, NotificationEvent):
             self._track_archive(event)  # first, so a confirmed archive finds the handle closed
             if self.confirmations is not None:
@@ -102,17 +149,23 @@ class Router:
         a step back means the node restarted and numbers from scratch.
         """
         seq = event.data.get("EE_MESSAGE_SEQ")
-        if not isinstance(seq, int) or isinstance(seq, bool):
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
             return
         node = event.address or event.alias
-        last = self._payload_seq.get(node)
-        self._payload_seq[node] = seq
-        if last is None or seq <= last:
-            if last is not None and seq == last:
+        numbers = self._payload_seq
+        last = numbers.get(node)
+        numbers[node] = seq
+        if last is None:
+            if len(numbers) > MAX_SEQ_NODES:
+                numbers.popitem(last=False)
+            return
+        if seq <= last:
+            if seq == last:
                 self.stats.bump("duplicate_payloads")
             return
-        if seq > last + 1:
-            self.stats.bump("missed_payloads", seq - last - 1)
+        gap = seq - last - 1
+        if 0 < gap <= self.max_seq_gap:
+            self.stats.bump("missed_payloads", gap)
 
     def _heartbeat(self, kind: str, event: HeartbeatEvent, now: float) -> None:
         """Update the network view, run the heartbeat callbacks, count the heartbeat.
@@ -127,7 +180,7 @@ class Router:
         never decoded here; if it fails later, the node's record says why
         (``NodeRecord.status_error``) and it lists no pipelines.
         """
-        record = self.network.heartbeat(event.alias, event.address, now, event.data)
+        record = self.directory.record(event, now)
         try:
             if self.filter_workers is not None and not (
                 event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)

@@ -22,23 +22,26 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from pye2.domain.logtext import clip
 from pye2.domain.messages import KIND_HEARTBEAT, KIND_NOTIFICATION, KIND_PAYLOAD, Event, Rejected
 from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView
 from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
+from pye2.domain.replay import DEFAULT_REPLAY_AGE, DEFAULT_REPLAY_ENTRIES, ReplayGuard
 from pye2.errors import ConfigError, NodeOffline, PipelineNotFound, Pye2Error, TransportError
 from pye2.ports.clock import Clock
 from pye2.ports.transport import ConnectionEvent, Delivery, Subscription, Transport
 from pye2.service.confirmations import Confirmation, ConfirmationTracker, Expectation
 from pye2.service.decode_pool import default_decode_threads
+from pye2.service.directory import NodeDirectory
 from pye2.service.dispatch import Dispatcher
 from pye2.service.engine import ProtocolEngine
 from pye2.service.inbox import Inbox
 from pye2.service.router import Router
 from pye2.service.sequencer import CommandSequencer
-from pye2.service.settings import resolve_settings
+from pye2.service.settings import resolve_settings, trusted_nodes_from_env
 from pye2.service.stats import SessionStats
 from pye2.service.worker import DispatchWorker
 
@@ -58,6 +61,23 @@ KIND_CONNECTION = "connection"
 DEFAULT_KEY_FILE = "_pk_sdk.pem"
 #: virtual seconds ``run(wait=True)`` may cover on a simulated network before giving up
 VIRTUAL_RUN_LIMIT = 24 * 3600.0
+
+#: keyword options of the trust model (see the docs' security model)
+TRUST_OPTIONS = ("trusted_nodes", "on_node_conflict", "max_clock_skew", "replay_memory", "replay_max_age",
+                 "max_nodes", "max_status_bytes", "max_seq_gap", "inbox_bytes")
+
+#: what is left of the trust model when signatures are not enforced (logged once at connect)
+UNVERIFIED_WARNING = {
+    "warn": "a message whose signature fails is delivered anyway, as if from the address it claims; "
+            "a forger who writes a node's address into EE_SENDER is taken for that node",
+    "off": "no signature is checked: any sender can claim to be any node; only replays of identical "
+           "messages and claims of a name pinned or bound to another address are refused",
+}
+
+
+def _pick(options: dict[str, Any], *names: str, rename: str | None = None) -> dict[str, Any]:
+    """The options among ``names`` that were given (as keyword arguments; one of them renamed)."""
+    return {(rename or name): options[name] for name in names if options.get(name) is not None}
 
 
 class Session:
@@ -121,7 +141,7 @@ class Session:
             "online_timeout", "command_timeout", "inbox_size", "inbox_policy", "slow_callback_threshold",
             "blocked_callback_timeout", "decode_threads", "verify_workers", "encrypt_comms", "root_topic", "serializer",
             "plugin_host", "env_file", "key_path", "on_connection", "connect_timeout", "log", "blockchain_config",
-            "secured",
+            "secured", *TRUST_OPTIONS,
         }
         unknown = set(kwargs) - known
         if unknown:
@@ -148,7 +168,14 @@ class Session:
         self.online_timeout = float(kwargs.get("online_timeout", DEFAULT_ONLINE_TIMEOUT))
         self.command_timeout = float(kwargs.get("command_timeout", 30.0))
         self.stats = SessionStats()
-        self.network = NetworkView(self.online_timeout)
+        self.network = NetworkView(self.online_timeout, **_pick(kwargs, "max_nodes", "max_status_bytes"))
+        pins = kwargs.get("trusted_nodes")
+        self.directory = NodeDirectory(
+            self.profile, self.network,
+            pins=pins if pins is not None else trusted_nodes_from_env(),
+            replay=ReplayGuard(int(kwargs.get("replay_memory", DEFAULT_REPLAY_ENTRIES)),
+                               float(kwargs.get("replay_max_age", DEFAULT_REPLAY_AGE))),
+            on_conflict=self._node_conflict)
         self.dispatcher = Dispatcher(self.stats, float(kwargs.get("slow_callback_threshold", 1.0)))
         self.inbox: Inbox[tuple[str, Any]] = Inbox(
             int(kwargs.get("inbox_size", 100_000)), kwargs.get("inbox_policy", "drop_oldest"),
@@ -159,8 +186,9 @@ class Session:
         self.engine: ProtocolEngine | None = None
         self.confirmations: ConfirmationTracker | None = None
         self._subscriptions: list[Subscription] = []
-        self.router = Router(self, network=self.network, dispatcher=self.dispatcher, stats=self.stats,
-                             node_key=self.node_key, filter_workers=self.filter_workers)
+        self.router = Router(self, directory=self.directory, dispatcher=self.dispatcher, stats=self.stats,
+                             node_key=self.node_key, filter_workers=self.filter_workers,
+                             **_pick(kwargs, "max_seq_gap"))
         self._threaded = False
         self._worker: DispatchWorker | None = None
         self._connected = False
@@ -204,7 +232,8 @@ class Session:
                 encrypt=bool(self.profile.encrypt_commands if encrypt is None else encrypt)
                 and self.profile.commands_by_address,
             )
-            self.confirmations = ConfirmationTracker(self.clock, self._cond)
+            self.confirmations = ConfirmationTracker(self.clock, self._cond,
+                                                     **_pick(self._options, "max_clock_skew", rename="max_skew"))
             self.router.confirmations = self.confirmations
             self._sequencer = CommandSequencer(self.confirmations, transport.publish, self.stats)
             listener = self._options.get("on_connection")
@@ -228,6 +257,8 @@ class Session:
             self._connected = True
             log.info("session %r connected as %s (%s profile, verify=%s)", self.name,
                      self.engine.address, self.profile.name, self.verify)
+            if self.verify != "strict":
+                log.warning("session %r: verify=%r: %s", self.name, self.verify, UNVERIFIED_WARNING[self.verify])
             return self
 
     def _verify_pool(self, serializer: Any) -> VerifyPool | None:
@@ -412,6 +443,11 @@ class Session:
         with self._cond:
             self._cond.notify_all()
 
+    def _node_conflict(self, name: str, known: str, other: str) -> None:
+        listener = self._options.get("on_node_conflict")
+        if listener is not None:
+            self.dispatcher.call(listener, self, name, known, other)
+
     def node_key(self, alias: str, address: str | None) -> str:
         """What callbacks receive as ``e2id``: the alias (AIXP) or the address (RATIO1)."""
         return address if (self.profile.commands_by_address and address) else alias
@@ -424,34 +460,65 @@ class Session:
 
     def get_active_nodes(self) -> list[str]:
         """Nodes that sent anything in the last ``online_timeout`` seconds (ids, or addresses under RATIO1)."""
-        now = self._now()
-        out = []
-        for alias in self.network.online(now):
-            rec = self.network.find(alias)
-            out.append(self.node_key(alias, rec.address if rec else None))
-        return out
+        return [self.node_key(rec.alias, rec.address) for rec in self.network.online_records(self._now())]
 
     def get_active_pipelines(self, e2id: str) -> dict[str, dict[str, Any]] | None:
-        """The node's pipelines from its last heartbeat; None if offline or unknown."""
-        return self.network.pipelines(e2id, self._now())
+        """The node's pipelines from its last heartbeat; None if offline or unknown.
+
+        Like every call that takes a node: a name or an address; a name that
+        several addresses claimed (none pinned) raises :class:`~pye2.errors.AmbiguousNode`.
+        """
+        rec = self.directory.find(e2id)
+        if rec is None or self._now() - rec.last_seen >= self.online_timeout:
+            return None
+        return rec.pipelines
 
     def get_node_address(self, e2id: str) -> str | None:
-        """The address of a node known by id (or address)."""
-        rec = self.network.find(e2id)
-        return rec.address if rec else None
+        """The address a node name is bound to (an address gives itself); None if unknown."""
+        return self.directory.resolve(e2id)[1]
 
     def get_node_alias(self, node: str) -> str | None:
-        """The id (alias) of a node known by address (or id)."""
-        rec = self.network.find(node)
+        """The name (``EE_ID``) a node known by address (or name) last used; None if unknown."""
+        rec = self.directory.find(node)
         return rec.alias if rec else None
 
     def check_node_online(self, e2id: str) -> bool:
-        return self.network.is_online(e2id, self._now())
+        rec = self.directory.find(e2id)
+        return rec is not None and self._now() - rec.last_seen < self.online_timeout
 
     def wait_for_node(self, e2id: str, timeout: float | None = 30.0) -> bool:
         """Wait (on the session's clock) until the node is online; True if it is."""
         self.connect()
-        return self.wait(lambda: self.network.is_online(e2id, self._now()), timeout)
+        return self.wait(lambda: self.check_node_online(e2id), timeout)
+
+    # ------------------------------------------------------------------ trust
+    @property
+    def address(self) -> str:
+        """This session's own address (what nodes allow-list), in the profile's prefix."""
+        if self.engine is not None:
+            return self.engine.address
+        if self.identity is None:
+            self.identity = self._load_identity()
+        return str(self.identity.address(self.profile))
+
+    def pin_node(self, name: str, address: str) -> None:
+        """Bind ``name`` to ``address`` for good: messages from any other address that claim it are refused.
+
+        Also how to accept a node that really changed its key.
+        """
+        if self.profile.strip_prefix(address) is None:
+            raise ConfigError(f"{address!r} is not a node address")
+        self.directory.pin(name, address)
+
+    def forget_node(self, node: str) -> None:
+        """Forget a node (by name or address): its record and its names' bindings.
+
+        The next verified message that carries one of those names binds it again
+        (first use), so a node that really changed its key is accepted; pinning
+        its new address (:meth:`pin_node`) does that without the window.
+        """
+        names = self.directory.forget(node)
+        log.info("forgot node %s (names unbound: %s)", clip(node), clip(", ".join(names)) or "none")
 
     def wait_for_any_node(self, timeout: float | None = 30.0) -> bool:
         self.connect()
@@ -510,16 +577,16 @@ class Session:
         if not self._connected:  # connect() takes the session lock: not on every command
             self.connect()
         assert self.engine is not None and self.transport is not None and self.confirmations is not None
-        rec = self.network.find(node)
-        alias = rec.alias if rec else node
-        address = rec.address if rec else (node if self.profile.strip_prefix(node) is not None else None)
-        if rec is None and self.profile.commands_by_address and address is None:
+        alias, address = self.directory.resolve(node)
+        if self.profile.commands_by_address and address is None:
             raise NodeOffline(f"node {node!r} is unknown: wait for its heartbeat (wait_for_node) first")
+        now = self._now()
         topic, body = self.engine.prepare(action, payload, node_alias=alias, node_address=address,
-                                          initiator_id=self.name, session_id=self.name, now=self._now())
+                                          initiator_id=self.name, session_id=self.name, now=now)
+        self.directory.hold(node)
         expectations = []
         for exp in expect or []:
-            exp.node = alias
+            exp.node, exp.address, exp.sent_at = alias, address, now
             expectations.append(exp)
         conf = self.confirmations.register(description or f"{action} to {node}", expectations)
         lane = (alias, expectations[0].pipeline) if expectations else None
@@ -602,17 +669,18 @@ class Session:
                                    f"(it has: {', '.join(sorted(pipelines)) or 'none'})")
         return Pipeline._attach(self, e2id, pipelines[pipeline_name], on_data, on_notification)
 
-    def _register_pipeline(self, pipe: Pipeline) -> None:
-        self.router.register(pipe, self.get_node_alias(pipe.e2id), self.get_node_address(pipe.e2id))
-
     def get_pipeline(self, e2id: str, name: str) -> Pipeline | None:
-        """The handle of a pipeline this session created or attached to."""
-        return self.router.pipelines.get((e2id, name))
+        """The handle of a pipeline this session created or attached to (node by name or address)."""
+        pipe = self.router.pipelines.get((e2id, name))
+        if pipe is None:
+            alias, address = self.directory.resolve(e2id)
+            pipe = self.router.pipelines.get((address or alias, name))
+        return cast("Pipeline | None", pipe)
 
     @property
     def pipelines(self) -> list[Pipeline]:
         """Handles of the pipelines this session holds (each once)."""
-        return self.router.handles()
+        return cast("list[Pipeline]", self.router.handles())
 
     def close_own_pipelines(self) -> list[Confirmation]:
         """Archive every pipeline this session created; returns the confirmations."""

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from pye2.errors import ConfigError
 
-__all__ = ["Settings", "env_count", "read_env_file", "resolve_settings"]
+__all__ = ["Settings", "env_count", "read_env_file", "resolve_settings", "trusted_nodes_from_env"]
 
 KEYS = ("PYE2_HOST", "PYE2_PORT", "PYE2_USER", "PYE2_PASS", "PYE2_TRANSPORT", "PYE2_PROFILE")
 
@@ -124,3 +124,23 @@ def env_count(name: str, default: int, *, minimum: int) -> int:
         kind = "positive" if minimum >= 1 else "non-negative"
         raise ConfigError(f"{name} must be a {kind} integer, not {raw!r}")
     return int(raw)
+
+
+def trusted_nodes_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str] | list[str] | None:
+    """``PYE2_TRUSTED_NODES``: comma-separated addresses, or ``name=address`` pairs (not both); None if unset.
+
+    Raises:
+        ConfigError: a mix of both forms, or an empty name or address.
+    """
+    raw = (os.environ if environ is None else environ).get("PYE2_TRUSTED_NODES", "").strip()
+    if not raw:
+        return None
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    pairs = [item.partition("=") for item in items]
+    if all(sep for _, sep, _ in pairs):
+        if any(not name.strip() or not address.strip() for name, _, address in pairs):
+            raise ConfigError("PYE2_TRUSTED_NODES: every name=address pair needs both")
+        return {name.strip(): address.strip() for name, _, address in pairs}
+    if any(sep for _, sep, _ in pairs):
+        raise ConfigError("PYE2_TRUSTED_NODES: give either addresses or name=address pairs, not both")
+    return items

@@ -57,7 +57,9 @@ class Rig:
             data["CPU"]
 
     def beat(self, alias: str = "node-1", *, status: dict[str, Any] = STATUS, encoded: str | None = None) -> None:
-        body: dict[str, Any] = {"EE_ID": alias, "EE_EVENT_TYPE": "HEARTBEAT", **encode_heartbeat(status)}
+        # a number of its own, as a node's (the session refuses a copy of a message it accepted: a replay)
+        body: dict[str, Any] = {"EE_ID": alias, "EE_EVENT_TYPE": "HEARTBEAT", "EE_MESSAGE_SEQ": len(self.sent),
+                                **encode_heartbeat(status)}
         if encoded is not None:
             body["ENCODED_DATA"] = encoded
         signed = sign_message(body, self.node, profile=self.session.profile)

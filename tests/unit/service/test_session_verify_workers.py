@@ -42,9 +42,15 @@ def realtime_net() -> Iterator[Any]:
         yield net
 
 
+STREAMER = Identity.generate()
+
+
 def _stream(profile: WireProfile, n: int, start: int = 0) -> tuple[list[bytes], list[int], int, int]:
-    """Bodies, the payload numbers that must be delivered, and how many forged / garbage ones are among them."""
-    signer = Identity.generate()
+    """Bodies, the payload numbers that must be delivered, and how many forged / garbage ones are among them.
+
+    Every stream is the same node's (one key): a session takes another key claiming its name for an impostor.
+    """
+    signer = STREAMER
     bodies: list[bytes] = []
     genuine: list[int] = []
     forged = garbage = 0

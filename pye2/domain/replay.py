@@ -1,0 +1,70 @@
+"""Replay memory: a message accepted once is not accepted again.
+
+Every signed message has a digest unique to its content (``EE_HASH``, or
+its signature where a sender leaves the hash out). :class:`ReplayGuard`
+remembers the ``(sender, digest)`` of the messages accepted recently; the
+same pair again is a replay (or a duplicate delivery by the broker) and is
+refused. "Recently" is bounded both ways: at most ``max_entries`` pairs and
+none older than ``max_age`` seconds, whichever bound is reached first — so a
+copy of a message can be accepted again once it has left the memory (see the
+security model in the docs for the window that remains).
+
+Memory: a pair is kept as one 64-bit keyed hash (``hash()`` of the pair,
+salted per process) with its time, about 100 bytes an entry. Two different
+messages sharing that hash (odds about ``n / 2**64``) would make the second a
+false replay. Pure: the caller passes ``now``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from pye2.errors import ConfigError
+
+__all__ = ["DEFAULT_REPLAY_AGE", "DEFAULT_REPLAY_ENTRIES", "ReplayGuard"]
+
+#: pairs remembered at most
+DEFAULT_REPLAY_ENTRIES = 200_000
+#: seconds a pair is remembered at most
+DEFAULT_REPLAY_AGE = 600.0
+
+
+class ReplayGuard:
+    """The ``(sender, digest)`` pairs accepted in the last ``max_age`` seconds, at most ``max_entries``."""
+
+    __slots__ = ("_seen", "max_age", "max_entries")
+
+    def __init__(self, max_entries: int = DEFAULT_REPLAY_ENTRIES, max_age: float = DEFAULT_REPLAY_AGE) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 0:
+            raise ConfigError(f"replay memory size must be a non-negative int, not {max_entries!r}")
+        if not max_age >= 0:
+            raise ConfigError(f"replay memory age must be >= 0 seconds, not {max_age!r}")
+        self.max_entries = max_entries
+        self.max_age = float(max_age)
+        self._seen: OrderedDict[int, float] = OrderedDict()
+
+    def check(self, sender: str | None, digest: str | None, now: float) -> bool:
+        """Remember the pair and return True if it is new; False if it was accepted recently (a replay).
+
+        A message without a digest cannot be told apart from its copies: it is
+        let through (True) and not remembered.
+        """
+        if not digest or self.max_entries == 0:
+            return True
+        seen = self._seen
+        key = hash((sender, digest))
+        if key in seen:
+            if now - seen[key] <= self.max_age:
+                return False
+            del seen[key]
+        seen[key] = now
+        limit = now - self.max_age
+        while seen:
+            oldest = next(iter(seen.values()))
+            if len(seen) <= self.max_entries and oldest >= limit:
+                break
+            seen.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
