@@ -20,6 +20,7 @@ from pye2 import wire
 from pye2.domain import commands as cmd
 from pye2.domain.canonical import SortedTextFn
 from pye2.domain.codecs.heartbeat import decode_heartbeat
+from pye2.domain.codecs.heartbeat_view import HeartbeatView
 from pye2.domain.logtext import clip
 from pye2.domain.messages import (
     KIND_HEARTBEAT,
@@ -50,6 +51,9 @@ VERIFY_MODES = ("strict", "warn", "off")
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: decoded heartbeat status at most (a real node's is 12-100 KB)
 DEFAULT_MAX_INFLATED = 4 * 1024 * 1024
+#: a heartbeat larger than this (bytes as received; a real node's is 5-40 KB) has its status decoded on
+#: arrival, so that one over ``max_inflated`` is refused instead of retained; smaller ones decode when read
+EAGER_STATUS_CHECK = 256 * 1024
 _BUILDERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     KIND_NOTIFICATION: notification_event, KIND_PAYLOAD: payload_event,
 }
@@ -155,8 +159,12 @@ class ProtocolEngine:
                 message = decrypted
             message = self._format(message)
             if kind == KIND_HEARTBEAT:
-                event: Event = heartbeat_event(decode_heartbeat(message, max_inflated=self.max_inflated, lazy=True),
-                                               len(body))
+                view = decode_heartbeat(message, max_inflated=self.max_inflated, lazy=True)
+                if isinstance(view, HeartbeatView) and view.pending and len(body) > EAGER_STATUS_CHECK:
+                    len(view)  # decode now: an oversized status is refused, not retained (real ones are far smaller)
+                    if view.error is not None:
+                        raise view.error
+                event: Event = heartbeat_event(view, len(body))
             else:
                 event = _BUILDERS[kind](message)
             return event if verified else replace(event, verified=False)

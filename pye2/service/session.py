@@ -114,6 +114,16 @@ class Session:
     ``encrypt_comms`` (RATIO1 only), ``root_topic``, ``serializer`` (``"json"``),
     ``plugin_host``, ``env_file`` (``".env"``), ``key_path``,
     ``on_connection`` (``f(session, event)``), ``connect_timeout``.
+
+    Trust options (see the docs' security model): ``trusted_nodes`` (a mapping
+    name -> address that pins names, or a list of trusted addresses; default
+    ``$PYE2_TRUSTED_NODES``), ``on_node_conflict``
+    (``f(session, name, known_address, other_address)``, once per new claimant
+    of a bound name), ``max_clock_skew`` (120 s: how much older than a command a
+    notification's signed node time may be and still confirm it),
+    ``replay_memory`` (200000 messages) and ``replay_max_age`` (600 s),
+    ``max_nodes`` (20000 records) and ``max_status_bytes`` (64 MB of retained
+    heartbeats), ``max_seq_gap`` (1000000), ``inbox_bytes`` (128 MB).
     """
 
     def __init__(

@@ -25,6 +25,7 @@ DOMAIN_STDLIB_ALLOWED = {
     "__future__", "abc", "ast", "base64", "binascii", "collections", "dataclasses", "datetime", "enum",
     "functools", "hashlib", "itertools", "json", "math", "operator", "re", "string", "struct", "types",
     "typing", "uuid", "zlib", "decimal", "numbers", "textwrap", "keyword", "copy", "codecs", "unicodedata",
+    "reprlib",
 }
 #: calls that read the clock, touch files or the console, whatever they are imported as
 FORBIDDEN_CALLS = {"now", "utcnow", "today", "open", "print", "input", "uuid1", "uuid4", "time", "sleep",
@@ -108,3 +109,19 @@ def test_importing_the_domain_and_facade_does_no_io_and_loads_no_transport() -> 
     events, leaked = eval(out.stdout.strip().splitlines()[-1])
     assert events == [], f"I/O or threads at import: {events}"
     assert leaked == [], f"importing pye2 loaded transport packages: {leaked}"
+
+
+def test_routing_and_handles_do_not_import_each_other_or_the_sessions_privates() -> None:
+    """The router knows handles by a protocol; handles use the session's public API and its router."""
+    router = {m for m, _ in imported_modules(ROOT / "pye2/service/router.py")}
+    directory = {m for m, _ in imported_modules(ROOT / "pye2/service/directory.py")}
+    assert "pye2.service.handles" not in router | directory
+    assert "pye2.service.session" not in router | directory
+    tree = ast.parse((ROOT / "pye2/service/handles.py").read_text("utf-8"))
+    private = sorted({node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                      and isinstance(node.value, ast.Attribute) and node.value.attr == "session"
+                      and node.attr.startswith("_")}
+                     | {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                        and isinstance(node.value, ast.Name) and node.value.id == "session"
+                        and node.attr.startswith("_")})
+    assert private == [], f"handles reach into the session's privates: {private}"
