@@ -2,16 +2,19 @@
 
 Every signed message has a digest unique to its content (``EE_HASH``, or
 its signature where a sender leaves the hash out). :class:`ReplayGuard`
-remembers the ``(sender, digest)`` of the messages accepted recently; the
-same pair again is a replay (or a duplicate delivery by the broker) and is
-refused. "Recently" is bounded both ways: at most ``max_entries`` pairs and
+remembers the digests of the messages accepted recently; the same digest
+again is a replay (or a duplicate delivery by the broker) and is refused.
+The digest alone is the key, not the sender: ``EE_HASH`` covers everything
+but the signature fields, so a copy whose ``EE_SENDER`` was rewritten (the
+same key under the other address prefix, or a re-signed copy) is the same
+message. "Recently" is bounded both ways: at most ``max_entries`` pairs and
 none older than ``max_age`` seconds, whichever bound is reached first — so a
 copy of a message can be accepted again once it has left the memory (see the
 security model in the docs for the window that remains).
 
-Memory: a pair is kept as one 64-bit keyed hash (``hash()`` of the pair,
-salted per process) with its time, about 100 bytes an entry. Two different
-messages sharing that hash (odds about ``n / 2**64``) would make the second a
+Memory: a digest is kept as one 64-bit keyed hash (``hash()`` of the
+digest, salted per process) with its time, about 100 bytes an entry. Two
+different messages sharing that hash (odds about ``n / 2**64``) would make the second a
 false replay. Pure: the caller passes ``now``.
 """
 
@@ -23,14 +26,14 @@ from pye2.errors import ConfigError
 
 __all__ = ["DEFAULT_REPLAY_AGE", "DEFAULT_REPLAY_ENTRIES", "ReplayGuard"]
 
-#: pairs remembered at most
+#: digests remembered at most
 DEFAULT_REPLAY_ENTRIES = 200_000
-#: seconds a pair is remembered at most
+#: seconds a digest is remembered at most
 DEFAULT_REPLAY_AGE = 600.0
 
 
 class ReplayGuard:
-    """The ``(sender, digest)`` pairs accepted in the last ``max_age`` seconds, at most ``max_entries``."""
+    """The digests accepted in the last ``max_age`` seconds, at most ``max_entries``."""
 
     __slots__ = ("_seen", "max_age", "max_entries")
 
@@ -43,8 +46,8 @@ class ReplayGuard:
         self.max_age = float(max_age)
         self._seen: OrderedDict[int, float] = OrderedDict()
 
-    def check(self, sender: str | None, digest: str | None, now: float) -> bool:
-        """Remember the pair and return True if it is new; False if it was accepted recently (a replay).
+    def check(self, digest: str | None, now: float) -> bool:
+        """Remember the digest and return True if it is new; False if it was accepted recently (a replay).
 
         A message without a digest cannot be told apart from its copies: it is
         let through (True) and not remembered.
@@ -52,7 +55,7 @@ class ReplayGuard:
         if not digest or self.max_entries == 0:
             return True
         seen = self._seen
-        key = hash((sender, digest))
+        key = hash(digest)
         if key in seen:
             if now - seen[key] <= self.max_age:
                 return False

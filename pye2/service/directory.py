@@ -9,7 +9,7 @@ node (a name or an address) into the address they talk to.
 
 Admission, in order:
 
-1. **replay**: a ``(sender, EE_HASH)`` accepted recently is refused
+1. **replay**: an ``EE_HASH`` (or signature) accepted recently is refused
    (``rejected["replay"]``), whatever its kind;
 2. **binding**: a message whose name is bound to another address is an
    impostor (``rejected["impostor"]``); the first verified message that
@@ -75,7 +75,7 @@ class NodeDirectory:
         ``verified``: its sender was checked (then it may bind its name).
         """
         address = event.address
-        if not self.replay.check(address, event.digest, now):
+        if not self.replay.check(event.digest, now):
             return "replay"
         seen = self.bindings.observe(event.alias, address, bind=verified and address is not None)
         if seen.verdict is Verdict.IMPOSTOR:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -112,6 +113,7 @@ class ProtocolEngine:
         self._formatter_lookup = formatter_lookup
         self._formatters: dict[str, Formatter | None] = {}
         self._limiter = LogLimiter(interval=warn_interval)
+        self._limiter_lock = threading.Lock()  # decode threads may reject concurrently (rare: failures only)
 
     # -- inbound --------------------------------------------------------------------
     def receive(self, kind: str, body: bytes, now: float, verdict: Verdict | None = None) -> Event | Rejected:
@@ -182,7 +184,9 @@ class ProtocolEngine:
 
     def _rate_limited_log(self, sender: str | None, what: str, now: float, msg: str, *args: Any) -> None:
         """Log at most once per sender and reason per interval (a bounded memory of short keys)."""
-        if self._limiter.allow((sender or "?", what), now):
+        with self._limiter_lock:
+            allowed = self._limiter.allow((sender or "?", what), now)
+        if allowed:
             log.warning(msg, *args)
 
     def _decrypt(self, message: dict[str, Any]) -> dict[str, Any] | None:

@@ -8,14 +8,13 @@ import os
 from typing import Any
 
 import pytest
+from _attacker import Attacker
 
 from pye2 import Session
 from pye2.domain.codecs.heartbeat import encode_heartbeat
 from pye2.errors import AmbiguousNode
 from pye2.wire import Identity, sign_message
 from pye2_transport_memory import SimulatedNetwork
-
-from _attacker import Attacker
 
 
 @pytest.fixture()
@@ -155,7 +154,7 @@ def test_a_contested_name_is_ambiguous_for_every_api_that_takes_a_node(net: Any)
     sess.sleep(11)
     evil = Attacker(net.transport(), sess.profile)
     sess.sleep(10.5)
-    evil.publish("ctrl", evil.forge(evil.last("ctrl", lambda m: m.get("EE_ID") == node)))
+    evil.publish("ctrl", evil.forge(evil.last("ctrl", lambda m: m.get("EE_ID") == node), FORGED=True))
     sess.sleep(0.5)
     for call in (lambda: sess.get_node_address(node), lambda: sess.get_active_pipelines(node),
                  lambda: sess.check_node_online(node), lambda: sess.get_node_alias(node),

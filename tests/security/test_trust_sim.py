@@ -133,7 +133,7 @@ def test_a_forged_heartbeat_does_not_rebind_the_name(
     assert session.get_node_address(node) == real
     session.sleep(11)
     hb = attacker.last("ctrl", lambda m: m.get("EE_ID") == node)
-    attacker.publish("ctrl", attacker.forge(hb))
+    attacker.publish("ctrl", attacker.forge(hb, FORGED=True))
     session.sleep(1)
     assert session.stats.rejected["impostor"] == 1
     assert conflicts and conflicts[0][1:] == (real, attacker.address)
@@ -160,7 +160,7 @@ def _encrypted_command_goes_to_the_bound_address(net: Any, attacker: Attacker) -
     node = net.node_ids[0]
     assert sess.wait_for_node(node, 30)
     sess.sleep(11)
-    attacker.publish("ctrl", attacker.forge(attacker.last("ctrl", lambda m: m.get("EE_ID") == node)))
+    attacker.publish("ctrl", attacker.forge(attacker.last("ctrl", lambda m: m.get("EE_ID") == node), FORGED=True))
     sess.sleep(1)
     sent: list[bytes] = []
     attacker.transport.subscribe(f"{net.profile.root}/+/config", lambda d: sent.append(bytes(d.body)))
@@ -228,7 +228,7 @@ def test_forget_node_accepts_a_node_that_changed_its_key(net: Any, session: Sess
     session.sleep(11)
     hb = attacker.last("ctrl", lambda m: m.get("EE_ID") == node)
     session.forget_node(node)
-    attacker.publish("ctrl", attacker.forge(hb))  # "the node's new key"
+    attacker.publish("ctrl", attacker.forge(hb, FORGED=True))  # "the node's new key"
     session.sleep(0.5)
     assert session.get_node_address(node) == attacker.address
     assert session.stats.rejected["impostor"] == 0
@@ -240,7 +240,7 @@ def test_pinned_nodes_refuse_first_use_by_anyone_else(net: Any, attacker: Attack
     sess.connect()
     assert sess.wait_for_node(node, 30)
     sess.sleep(11)
-    attacker.publish("ctrl", attacker.forge(attacker.last("ctrl", lambda m: m.get("EE_ID") == node)))
+    attacker.publish("ctrl", attacker.forge(attacker.last("ctrl", lambda m: m.get("EE_ID") == node), FORGED=True))
     sess.sleep(1)
     assert sess.get_node_address(node) == net.nodes[node].address  # pinned: not ambiguous
     assert sess.stats.rejected["impostor"] == 1
@@ -261,3 +261,18 @@ def test_every_message_is_counted_once(net: Any, session: Session, attacker: Att
     assert s["received"] == sum(s["delivered"].values()) + sum(s["rejected"].values()) + s["filtered"] + s["dropped"]
     assert s["rejected"]["replay"] == 1 and s["rejected"]["impostor"] == 1 and s["rejected"]["malformed"] == 1
     assert counting.forged() == []
+
+
+def test_a_copy_re_signed_or_with_the_other_address_prefix_is_still_a_replay(
+        net: Any, session: Session, attacker: Attacker) -> None:
+    node = net.node_ids[0]
+    counting = Counting(session, node)
+    session.sleep(3)
+    genuine = json.loads(attacker.last("payloads", _is_pipeline("counting")))
+    body, prefix = genuine["EE_SENDER"][5:], genuine["EE_SENDER"][:5]
+    other = {"aixp_": "0xai_", "0xai_": "aixp_"}[prefix]
+    attacker.publish("payloads", json.dumps(dict(genuine, EE_SENDER=other + body)).encode())
+    attacker.publish("payloads", attacker.forge(genuine))  # the same content under the attacker's key
+    session.sleep(1)
+    assert [p.get("EE_MESSAGE_SEQ") for p in counting.inst_data].count(genuine["EE_MESSAGE_SEQ"]) == 1
+    assert session.stats.rejected["replay"] == 2
