@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pye2.domain.logtext import clip
 from pye2.ports.transport import Delivery
 
 from ._outbox import Waiter
@@ -105,6 +106,6 @@ class Consumers:
             sub.handler(delivery)
         except Exception:  # noqa: BLE001 - a handler's bug must not stop later deliveries
             self._link.count("handler_errors")
-            _log.exception("AMQP handler for %r raised on a message from %r; delivery continues",
-                           sub.address, delivery.address)
+            _log.exception("AMQP handler for %s raised on a message from %s; delivery continues",
+                           clip(sub.address), clip(delivery.address))
         self._link.count("delivered")

@@ -30,6 +30,7 @@ import pika
 from pika import exceptions as pex
 from pika.adapters.select_connection import IOLoop
 
+from pye2.domain.logtext import clip
 from pye2.errors import TransportClosed, TransportError
 from pye2.ports.transport import ConnectionEvent, ConnectionListener
 
@@ -123,7 +124,7 @@ class Link:
             try:
                 listener(event)
             except Exception:  # noqa: BLE001 - a listener's bug must not stop the I/O thread
-                _log.exception("AMQP connection listener %r raised on %r", listener, event)
+                _log.exception("AMQP connection listener %r raised on %s", listener, clip(event))
 
     def cancel(self, sub: AmqpSubscription) -> None:
         """Mark ``sub`` cancelled and have the I/O thread remove its consumer and queue."""
@@ -287,7 +288,7 @@ class Link:
                 self.counters["disconnects"] += 1
                 self.cond.notify_all()
         if state == CONNECTED:
-            _log.warning("AMQP connection lost: %s", error)
+            _log.warning("AMQP connection lost: %s", clip(error))
             self.emit("disconnected", error)
         self._schedule_reconnect(error)
 
@@ -313,7 +314,7 @@ class Link:
         for waiter in waiting:
             waiter.resolve(TransportError("AMQP gave up reconnecting"))
         _log.error("AMQP gave up reconnecting to %s after %d attempts (%d unsent messages dropped): %s",
-                   self.config.safe_url, self._attempt - 1, len(dropped), error)
+                   self.config.safe_url, self._attempt - 1, len(dropped), clip(error))
         self.emit("gave_up", error, self._attempt - 1)
 
     def io_force_drop(self) -> None:
@@ -337,7 +338,7 @@ class Link:
         try:
             conn.close()
         except pex.AMQPError as exc:
-            _log.debug("AMQP close: %r", exc)
+            _log.debug("AMQP close: %s", clip(repr(exc)))
             self._on_conn_gone(conn, exc)
 
     def _on_channel_closed(self, channel: Any, reason: BaseException, gen: int) -> None:
@@ -347,7 +348,7 @@ class Link:
         if not isinstance(reason, pex.ChannelClosedByBroker):
             return  # the connection is going away; its own callback handles that
         text = f"AMQP broker closed the channel: ({reason.reply_code}) {reason.reply_text}"
-        _log.error("%s; reconnecting", text)
+        _log.error("%s; reconnecting", clip(text))
         self._fail_pending(text, gen)
         self._close_connection()
 
@@ -374,7 +375,7 @@ class Link:
             item.settle(TransportError(f"{text} (message to {item.address!r} dropped)"))
         if stuck:
             self.count("dropped", len(stuck))
-            _log.error("AMQP dropped %d messages for exchanges the broker refused: %s", len(stuck), text)
+            _log.error("AMQP dropped %d messages for exchanges the broker refused: %s", len(stuck), clip(text))
 
     # -- closing ---------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pika import exceptions as pex
 from pika import spec
 
+from pye2.domain.logtext import clip
 from pye2.errors import TransportError
 
 from ._outbox import Outgoing
@@ -137,7 +138,7 @@ class Publisher:
             else:
                 item.settle(TransportError(f"AMQP broker refused (nack) the message to {item.address!r}"))
                 if item.waiter is None:
-                    _log.error("AMQP broker refused (nack) a message to %r", item.address)
+                    _log.error("AMQP broker refused (nack) a message to %s", clip(item.address))
         self.maybe_finish_drain()
 
     def maybe_finish_drain(self) -> None:

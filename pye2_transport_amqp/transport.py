@@ -61,6 +61,7 @@ from typing import Any
 
 import pika
 
+from pye2.domain.logtext import clip
 from pye2.errors import ConfigError, MessageTooLarge, QueueFull, TransportClosed, TransportConnectError, TransportError
 from pye2.ports.transport import BaseTransport, ConnectionListener, Handler, TransportCapabilities
 
@@ -314,8 +315,8 @@ class AmqpTransport(BaseTransport):
         evicted = self._enqueue(item, deadline, on_io)
         if evicted is not None:
             evicted.settle(QueueFull(f"message to {evicted.address!r} evicted from the full outbox"))
-            _log.warning("AMQP outbox full: dropped the oldest message (to %r) for one to %r",
-                         evicted.address, address)
+            _log.warning("AMQP outbox full: dropped the oldest message (to %s) for one to %s",
+                         clip(evicted.address), clip(address))
         if item.waiter is not None:
             self._await_confirm(item, item.waiter, deadline)
 

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pye2.domain.logtext import clip
 from pye2.errors import QueueFull
 
 __all__ = ["Outbox", "Outgoing", "Sender"]
@@ -84,11 +85,11 @@ class Outbox:
         if self._overflow == "drop_oldest":
             old = self._items.popleft()
             self._items.append(item)
-            log.warning("MQTT outgoing queue full (%d, %s): dropped the oldest message (for %r); %d dropped so far",
-                        self._limit, state, old.topic, self.dropped)
+            log.warning("MQTT outgoing queue full (%d, %s): dropped the oldest message (for %s); %d dropped so far",
+                        self._limit, state, clip(old.topic), self.dropped)
         else:
-            log.warning("MQTT outgoing queue full (%d, %s): dropped the new message for %r; %d dropped so far",
-                        self._limit, state, item.topic, self.dropped)
+            log.warning("MQTT outgoing queue full (%d, %s): dropped the new message for %s; %d dropped so far",
+                        self._limit, state, clip(item.topic), self.dropped)
 
     def ready(self) -> bool:
         """Whether the next message may be handed to paho now (the link being up)."""

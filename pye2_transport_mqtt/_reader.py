@@ -46,6 +46,8 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from pye2.domain.logtext import clip
+
 from ._client import MQTTErrorCode, mqtt
 
 __all__ = ["DEFAULT_CHUNK", "BufferedReadClient", "MalformedPacketError", "Qos0Handler", "publish_properties"]
@@ -192,7 +194,7 @@ class BufferedReadClient(mqtt.Client):
             # it has in flight): writes and keepalive run between reads of a busy stream.
             return _AGAIN if rc == _SUCCESS and self._sock is sock else rc
         except MalformedPacketError as exc:
-            log.warning("malformed packet from the MQTT broker (%s); dropping the connection", exc)
+            log.warning("malformed packet from the MQTT broker (%s); dropping the connection", clip(exc))
         except Exception:  # our bug must not end paho's thread: treat it as a broken link
             log.exception("internal error reading from the MQTT socket; dropping the connection")
         self._rx_reset()
@@ -253,7 +255,7 @@ class BufferedReadClient(mqtt.Client):
                     try:
                         deliver(topic, ids, view[body:stop].tobytes())
                     except Exception:
-                        log.exception("internal error delivering an MQTT message on %r", topic)
+                        log.exception("internal error delivering an MQTT message on %s", clip(topic))
                     pos = stop
                     continue
             rc = self._rx_paho(header, length, bytearray(view[start:stop]))

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pye2.domain.logtext import clip
 from pye2.ports.transport import Delivery, Handler
 
 from ._topics import matches
@@ -98,8 +99,8 @@ class MqttSubscription:
             self._handler(delivery)
         except Exception:
             self._errors += 1
-            log.exception("handler %r for MQTT filter %r raised on topic %r", self._handler, self._address,
-                          delivery.address)
+            log.exception("handler %s for MQTT filter %s raised on topic %s", clip(self._handler), clip(self._address),
+                          clip(delivery.address))
             return False
         return True
 

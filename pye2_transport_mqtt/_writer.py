@@ -37,6 +37,8 @@ import socket
 import threading
 from typing import Any
 
+from pye2.domain.logtext import clip
+
 from ._client import MQTTErrorCode, mqtt
 from ._reader import BufferedReadClient
 
@@ -104,7 +106,8 @@ class DirectWriteClient(BufferedReadClient):
             logger = self._logger
             if logger is None or not logger.isEnabledFor(_LOG_LEVELS.get(level, logging.DEBUG)):
                 return
-        super()._easy_log(level, fmt, *args)
+        # paho's lines quote topics and payload details straight from the wire: one safe token each
+        super()._easy_log(level, fmt, *(clip(a) if isinstance(a, (str, bytes, bytearray)) else a for a in args))
 
     def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
                       info: mqtt.MQTTMessageInfo | None = None) -> MQTTErrorCode:

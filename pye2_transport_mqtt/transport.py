@@ -65,6 +65,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pye2.domain.logtext import clip
 from pye2.errors import ConfigError, MessageTooLarge, TransportClosed, TransportConnectError, TransportError
 from pye2.ports.transport import (
     BaseTransport,
@@ -463,7 +464,7 @@ class MqttTransport(BaseTransport):
                     try:
                         self._broker_subscribe(entry)
                     except TransportError as exc:
-                        log.error("could not restore the subscription to %r: %s", entry.topic_filter, exc)
+                        log.error("could not restore the subscription to %s: %s", clip(entry.topic_filter), clip(exc))
                 self._phase = _UP
                 links = self._links
                 self._attempt = 0
@@ -504,7 +505,7 @@ class MqttTransport(BaseTransport):
                 stop = True
             else:
                 if self._phase == _UP:
-                    log.warning("%s; reconnecting", error)
+                    log.warning("%s; reconnecting", clip(error))
                     self._phase = _DOWN
                     self._down_since = time.monotonic()
                     events.append(ConnectionEvent("disconnected", error=error))
@@ -566,7 +567,7 @@ class MqttTransport(BaseTransport):
                 # waking the idle sender for every acknowledgement would only cost a thread switch.
                 self._cond.notify_all()
         if reason.is_failure:
-            log.warning("the MQTT broker refused message %d: %s", mid, reason)
+            log.warning("the MQTT broker refused message %d: %s", mid, clip(reason))
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[ReasonCode],
                       _properties: Properties | None) -> None:
@@ -591,7 +592,7 @@ class MqttTransport(BaseTransport):
                     self._table.remove(pending.sub)
                     pending.sub.mark_cancelled()
         if failures:
-            log.error("the MQTT broker refused a subscription (mid %d): %s", mid, ", ".join(failures))
+            log.error("the MQTT broker refused a subscription (mid %d): %s", mid, clip(", ".join(failures)))
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -612,8 +613,8 @@ class MqttTransport(BaseTransport):
             pending = self._pending.pop(mid, None)
             if pending is None or pending.failures is None:
                 if not sub.active:
-                    log.warning("no SUBACK for %r (connection lost, or none within %ss); it is restored on the "
-                                "next reconnect", sub.address, self.config.connect_timeout)
+                    log.warning("no SUBACK for %s (connection lost, or none within %ss); it is restored on the "
+                                "next reconnect", clip(sub.address), self.config.connect_timeout)
                 return
             if pending.failures:
                 self._table.remove(sub)
@@ -630,7 +631,7 @@ class MqttTransport(BaseTransport):
             try:
                 client.unsubscribe(entry.topic_filter)
             except Exception as exc:  # noqa: BLE001 - gone locally; a broker leftover is harmless
-                log.warning("could not unsubscribe from %r: %s", entry.topic_filter, exc)
+                log.warning("could not unsubscribe from %s: %s", clip(entry.topic_filter), clip(exc))
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -689,7 +690,7 @@ class MqttTransport(BaseTransport):
             else:
                 rc = client.publish(item.topic, item.body, qos=item.qos).rc
         except Exception:
-            log.exception("paho refused a message for %r; dropped", item.topic)
+            log.exception("paho refused a message for %s; dropped", clip(item.topic))
             rc = MQTTErrorCode.MQTT_ERR_UNKNOWN
         if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             return SENT
@@ -697,7 +698,7 @@ class MqttTransport(BaseTransport):
             return NO_CONNECTION
         with self._cond:
             self._counts["send_errors"] += 1
-        log.error("message for %r dropped: %s", item.topic, mqtt.error_string(rc))
+        log.error("message for %s dropped: %s", clip(item.topic), mqtt.error_string(rc))
         return FAILED
 
     def _emit(self, events: list[ConnectionEvent]) -> None:

@@ -29,14 +29,13 @@ A string that is short and printable, with no backslash, comes back as is
 from __future__ import annotations
 
 import reprlib
-import sys
 from collections import deque
 from typing import Any
 
 __all__ = ["MARKER_MAX", "clip"]
 
-#: the longest cut marker :func:`clip` can append
-MARKER_MAX = len(f"…(+{sys.maxsize} chars)")
+#: the longest cut marker :func:`clip` can append (a count below 2**63)
+MARKER_MAX = len(f"…(+{2**63 - 1} chars)")
 
 #: rendered with reprlib (subclasses and other objects render themselves with str())
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset, deque})
@@ -78,6 +77,9 @@ def clip(value: object, limit: int = 200) -> str:
 
 def _escape(text: str, limit: int, *, backslash: bool) -> str:
     """``text`` escaped and cut to ``limit`` characters, with the cut marker."""
+    head = text[:limit]
+    if head.isprintable() and not (backslash and "\\" in head):  # long but clean: just cut
+        return head if len(text) <= limit else f"{head}…(+{len(text) - limit} chars)"
     out: list[str] = []
     used = 0
     taken = 0
@@ -140,7 +142,7 @@ def _scalar_text(value: object, limit: int) -> str:
         return f"<int of {value.bit_length()} bits>"
     try:
         return str(value)
-    except Exception:  # a broken __str__ must not break the log call
+    except Exception:  # noqa: BLE001 - a broken __str__ (or a refused conversion) must not break the log call
         return f"<unprintable {type(value).__name__}>"
 
 
@@ -164,7 +166,7 @@ class _BoundedRepr(reprlib.Repr):
     def repr_instance(self, x: Any, level: int) -> str:
         try:
             return super().repr_instance(x, level)
-        except Exception:
+        except Exception:  # noqa: BLE001 - as in _scalar_text
             return f"<unprintable {type(x).__name__}>"
 
 

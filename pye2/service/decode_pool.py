@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 from typing import Generic, TypeVar
 
+from pye2.domain.logtext import clip
 from pye2.service.settings import env_count
 
 __all__ = ["DECODE_THREADS_ENV", "DEFAULT_DECODE_THREADS", "DecodePool", "default_decode_threads"]
@@ -121,7 +122,9 @@ class DecodePool(Generic[T, R]):
             try:
                 out.append(decode(item))
             except Exception as exc:
-                log.exception("decoding a message failed")
+                # the error's text may quote the message: one clipped line; the traceback at debug level
+                log.error("decoding a message failed: %s: %s", type(exc).__name__, clip(exc))
+                log.debug("decoding a message failed", exc_info=True)
                 out.append(exc)
         return out
 

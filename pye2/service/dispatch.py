@@ -94,9 +94,12 @@ class Dispatcher:
             self.current = None
             elapsed = time.monotonic() - start
             if elapsed > self.slow_threshold:
-                self.stats.bump("slow_callbacks")
-                log.warning("user callback %s took %.2f s (threshold %.2f s)", _name(callback), elapsed,
-                            self.slow_threshold)
+                if id(callback) in self.busy:  # the watchdog reported and counted this call already
+                    log.warning("user callback %s returned after %.2f s", _name(callback), elapsed)
+                else:
+                    self.stats.bump("slow_callbacks")
+                    log.warning("user callback %s took %.2f s (threshold %.2f s)", _name(callback), elapsed,
+                                self.slow_threshold)
 
 
 def _name(callback: Callback) -> str:

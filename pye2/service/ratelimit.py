@@ -76,7 +76,7 @@ class LogLimiter:
     def __len__(self) -> int:
         return len(self._last)
 
-    def keys(self) -> list[Key]:
+    def stored_keys(self) -> list[Key]:
         """The keys remembered now, least recently used first (for tests and debugging)."""
         with self._lock:
             return list(self._last)

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pye2.domain.logtext import clip
 from pye2.errors import Pye2Error
 from pye2.service.confirmations import Confirmation, ConfirmationTracker
 from pye2.service.stats import SessionStats
@@ -60,7 +61,8 @@ class CommandSequencer:
             queue = self._lanes.setdefault(lane, deque())
             queue.append(item)
             if len(queue) > 1:
-                log.debug("%s waits for %d earlier command(s) on %s", conf.description, len(queue) - 1, lane)
+                log.debug("%s waits for %d earlier command(s) on %s", clip(conf.description), len(queue) - 1,
+                          clip(lane))
                 return
         error = self._send(item)
         if error is None:
@@ -104,4 +106,4 @@ class CommandSequencer:
             if error is None:
                 nxt.conf.add_done_callback(lambda _c: self._advance(lane))
                 return
-            log.warning("%s could not be sent: %s", nxt.conf.description, error)
+            log.warning("%s could not be sent: %s", clip(nxt.conf.description), clip(error))

@@ -16,8 +16,18 @@ class SessionStats:
 
     ``received`` counts every message a transport handed over; each one ends
     as exactly one of ``delivered`` (by kind), ``rejected`` (by reason),
-    ``filtered`` (``filter_workers``) or ``dropped`` (inbox overflow), so
-    ``received == sum(delivered) + sum(rejected) + filtered + dropped + queued``.
+    ``filtered`` (``filter_workers``) or ``dropped`` (inbox overflow, or
+    arrived after close), and until then it is ``in_flight`` (queued in the
+    inbox or being decoded and routed), so at any moment::
+
+        received == sum(delivered) + sum(rejected) + filtered + dropped + in_flight
+
+    Each message is counted once in each: ``received`` when the transport
+    hands it over (before it is queued), its outcome once, where it is
+    decided (``dropped`` only by the inbox's ``on_overflow``, never also by
+    whoever reads the inbox). Inbox items that are not messages (connection
+    events) are never counted. ``in_flight`` is derived, not counted, from one
+    consistent reading of the others; it is never negative.
 
     ``missed_payloads`` counts payloads that never arrived at all, from gaps in
     each node's ``EE_MESSAGE_SEQ`` (a payload rejected on arrival also leaves a
@@ -56,8 +66,19 @@ class SessionStats:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
 
+    @property
+    def in_flight(self) -> int:
+        """Messages received whose outcome is not counted yet (queued, or being decoded or routed)."""
+        with self._lock:
+            return self._in_flight()
+
+    def _in_flight(self) -> int:
+        """(Under the lock.)"""
+        settled = sum(self.delivered.values()) + sum(self.rejected.values()) + self.filtered + self.dropped
+        return self.received - settled
+
     def as_dict(self) -> dict[str, Any]:
-        """A consistent snapshot."""
+        """A consistent snapshot (``in_flight`` included)."""
         with self._lock:
             return {
                 "received": self.received,
@@ -65,6 +86,7 @@ class SessionStats:
                 "rejected": dict(self.rejected),
                 "filtered": self.filtered,
                 "dropped": self.dropped,
+                "in_flight": self._in_flight(),
                 "missed_payloads": self.missed_payloads,
                 "duplicate_payloads": self.duplicate_payloads,
                 "callback_errors": self.callback_errors,

@@ -97,6 +97,9 @@ class DispatchWorker:
 
         The verify workers stop first: batches still with them are verified by the
         dispatcher itself, so it never waits on a process that is going away.
+        Batches already taken from the inbox are still applied; what is still
+        queued in the inbox is left there: the owner calls ``inbox.discard()``
+        after this to count it as dropped (through the inbox's ``on_overflow``).
         """
         self.inbox.close()
         self._stop.set()
