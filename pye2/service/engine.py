@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -113,7 +112,6 @@ class ProtocolEngine:
         self._formatter_lookup = formatter_lookup
         self._formatters: dict[str, Formatter | None] = {}
         self._limiter = LogLimiter(interval=warn_interval)
-        self._limiter_lock = threading.Lock()  # decode threads may reject concurrently (rare: failures only)
 
     # -- inbound --------------------------------------------------------------------
     def receive(self, kind: str, body: bytes, now: float, verdict: Verdict | None = None) -> Event | Rejected:
@@ -184,9 +182,7 @@ class ProtocolEngine:
 
     def _rate_limited_log(self, sender: str | None, what: str, now: float, msg: str, *args: Any) -> None:
         """Log at most once per sender and reason per interval (a bounded memory of short keys)."""
-        with self._limiter_lock:
-            allowed = self._limiter.allow((sender or "?", what), now)
-        if allowed:
+        if self._limiter.allow((sender or "?", what), now):
             log.warning(msg, *args)
 
     def _decrypt(self, message: dict[str, Any]) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ from pye2.service.decode_pool import default_decode_threads
 from pye2.service.directory import NodeDirectory
 from pye2.service.dispatch import Dispatcher
 from pye2.service.engine import ProtocolEngine
+from pye2.service.inbox import DEFAULT_MAX_BYTES as DEFAULT_INBOX_BYTES
 from pye2.service.inbox import Inbox
 from pye2.service.router import Router
 from pye2.service.sequencer import CommandSequencer
@@ -189,7 +190,7 @@ class Session:
         self.dispatcher = Dispatcher(self.stats, float(kwargs.get("slow_callback_threshold", 1.0)))
         self.inbox: Inbox[tuple[str, Any]] = Inbox(
             int(kwargs.get("inbox_size", 100_000)), kwargs.get("inbox_policy", "drop_oldest"),
-            on_overflow=lambda _item: self.stats.bump("dropped"),
+            max_bytes=int(kwargs.get("inbox_bytes") or DEFAULT_INBOX_BYTES), on_overflow=self._count_drop,
         )
         self._cond = threading.Condition()
         self.transport: Transport | None = None
@@ -363,6 +364,12 @@ class Session:
             self._worker.stop()
         else:
             self.inbox.close()
+        self.inbox.discard()  # what was still queued is dropped, and counted
+
+    def _count_drop(self, item: tuple[str, Any]) -> None:
+        """A message the inbox dropped (full, oversized or closed); connection events were never received."""
+        if item[0] != KIND_CONNECTION:
+            self.stats.bump("dropped")
 
     def _deliver_connection_event(self, listener: Callable[..., Any], event: ConnectionEvent) -> None:
         """Connection changes reach ``on_connection`` like messages: off the network thread, in order."""
