@@ -11,6 +11,7 @@ dropped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pye2.errors import Pye2Error
@@ -54,6 +55,8 @@ class FaultyTransport:
         self._apply = apply_message_faults
         self.name = getattr(inner, "name", "faulty")
         self.capabilities: TransportCapabilities = getattr(inner, "capabilities", TransportCapabilities())
+        #: called with ``(address, body)`` before each publish (the network learns its sessions' addresses)
+        self.on_publish: Callable[[str, bytes], None] | None = None
 
     def connect(self) -> None:
         """Connect the wrapped transport."""
@@ -70,6 +73,8 @@ class FaultyTransport:
 
     def publish(self, address: str, body: bytes) -> None:
         """Publish unless silenced; apply message faults first on real brokers."""
+        if self.on_publish is not None:
+            self.on_publish(address, body)
         plan = self.plan
         if plan.is_silenced(self.party):
             plan.counters["silenced"] += 1

@@ -31,6 +31,7 @@ condition so ``run_until`` wakes without polling.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,8 +45,9 @@ from pye2_transport_memory._faulty import FaultyTransport
 from pye2_transport_memory.clock import VirtualClock
 from pye2_transport_memory.faults import CLIENT, FaultPlan
 from pye2_transport_memory.hub import Hub
+from pye2_transport_memory.node._allow import AllowList
 from pye2_transport_memory.node._sharedmon import SharedMonitor
-from pye2_transport_memory.node.netmon import ReceiveCache
+from pye2_transport_memory.node.netmon import ReceiveCache, body_of
 from pye2_transport_memory.node.node import SimulatedNode
 from pye2_transport_memory.node.plugin_base import DataSourceRegistry, PluginRegistry, SimDataSource, SimPlugin
 from pye2_transport_memory.transport import MemoryTransport
@@ -55,6 +57,9 @@ __all__ = ["SimulatedNetwork", "node_ids"]
 log = logging.getLogger(__name__)
 
 Supervisor = bool | str | Iterable[str] | None
+
+#: sessions a network remembers as its own at most (each a ~44-character address body)
+_MAX_CLIENTS = 10_000
 
 
 def node_ids(nodes: int | Sequence[str]) -> list[str]:
@@ -122,8 +127,18 @@ class SimulatedNetwork:
         heartbeat_interval / heartbeat_version: of every node.
         plugins / sources: extra plugin and data source classes (added to the catalog).
         secured: nodes drop commands whose signature does not verify.
-        allow_list: None (accept any signed sender), a list for every node,
-            or a mapping node id -> list.
+        allow_list: who may command the nodes (besides themselves). None: the
+            network's own nodes and the sessions it created (:meth:`session`,
+            or any client of :meth:`transport`), and nothing else; a list of addresses (every
+            node) or a mapping node id -> list: exactly those. A command from
+            anyone else is dropped without a notification, as a real node does,
+            and logged naming the sender.
+        allow_any: accept commands from every validly signed sender (an explicit
+            opt-in; the nodes' heartbeats then say ``SECURED: false``).
+        identities: node id -> :class:`pye2.wire.Identity`, keys to use instead
+            of the ones derived from ``seed`` (``pye2 sim --state`` keeps random ones).
+        eth_enabled: the nodes' signing mode (see :class:`SimulatedNode`): a
+            bool for every node, or a mapping node id -> bool; default: the profile's.
         supervisor: ``"first"`` (default), True (all), False/None, an id or ids.
         host: plugin host for broker URLs (default ``pye2.plugins.default_host()``).
         shared_monitor: on the in-memory hub with virtual time, feed every node's
@@ -147,6 +162,9 @@ class SimulatedNetwork:
         sources: Iterable[type[SimDataSource]] = (),
         secured: bool = True,
         allow_list: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        allow_any: bool = False,
+        identities: Mapping[str, Any] | None = None,
+        eth_enabled: bool | Mapping[str, bool] | None = None,
         supervisor: Supervisor = "first",
         host: Any = None,
         shared_monitor: bool = True,
@@ -174,15 +192,24 @@ class SimulatedNetwork:
             self.shared_monitor = SharedMonitor(self.hub, self.profile.ctrl, self.receive_cache, self.faults,
                                                 self.clock)
         supervisors = _supervisors(self.node_ids, supervisor)
+        #: address bodies of the sessions this network created (allowed by nodes with no explicit list)
+        self.clients: set[str] = set()
+        unknown = set(identities or {}) - set(self.node_ids)
+        if unknown:
+            raise ConfigError(f"identities for unknown node(s): {sorted(unknown)}")
         self.nodes: dict[str, SimulatedNode] = {}
         for node_id in self.node_ids:
             self.nodes[node_id] = SimulatedNode(
                 node_id, transport=self._wrap(self._raw_transport(node_id), node_id), clock=self.clock,
                 profile=self.profile, seed=seed, heartbeat_interval=heartbeat_interval,
-                heartbeat_version=heartbeat_version, secured=secured, allow_list=_allow_for(allow_list, node_id),
+                heartbeat_version=heartbeat_version, secured=secured,
+                allow_list=self._allow_for(allow_list, node_id, allow_any),
+                identity=(identities or {}).get(node_id), eth_enabled=_per_node(eth_enabled, node_id),
                 plugins=self.plugins, sources=self.sources, supervisor=node_id in supervisors, lock=self.lock,
                 receive_cache=self.receive_cache, on_activity=self._wake if self.realtime else None,
                 shared_monitor=self.shared_monitor)
+        for node in self.nodes.values():  # the network's nodes command each other (the tutorial's workers)
+            self.clients.add(body_of(node.address))  # type: ignore[arg-type]
         self.faults.bind(clock=self.clock, nodes=self.nodes, profile=self.profile)
         self._clients: list[Transport] = []
         self._running = False
@@ -275,16 +302,72 @@ class SimulatedNetwork:
 
     # -- clients -------------------------------------------------------------------------------------
     def transport(self) -> Transport:
-        """A new, unconnected client transport on this network (seen by faults as ``"client"``)."""
+        """A new, unconnected client transport on this network (seen by faults as ``"client"``).
+
+        It is one of the network's own: the nodes (unless given an explicit
+        allow-list) accept the commands its sessions send.
+        """
         wrapped = self._wrap(self._raw_transport(CLIENT), CLIENT)
+        wrapped.on_publish = self._note_client
         self._clients.append(wrapped)
         return wrapped
 
     def session(self, **kwargs: Any) -> Any:
-        """A ``pye2.Session`` wired to this network, its clock and its profile."""
-        from pye2 import Session
+        """A ``pye2.Session`` wired to this network, its clock and its profile (the nodes allow it).
 
-        return Session(transport=self.transport(), clock=self.clock, profile=self.profile, **kwargs)
+        Without ``identity=`` it gets a fresh key (the user's own key file is
+        left alone).
+        """
+        from pye2 import Session
+        from pye2.wire import Identity
+
+        identity = kwargs.pop("identity", None) or Identity.generate()
+        self.allow_client(identity.address(self.profile))
+        return Session(transport=self.transport(), clock=self.clock, profile=self.profile, identity=identity,
+                       **kwargs)
+
+    # -- allow-lists ----------------------------------------------------------------------------------
+    def allow_client(self, address: str) -> None:
+        """Count ``address`` among the network's own sessions (allowed by nodes without an explicit list)."""
+        body = body_of(address)
+        if body is None:
+            raise ConfigError(f"not a node address: {address!r}")
+        self.clients.add(body)
+
+    def _note_client(self, address: str, body: bytes) -> None:
+        """A client transport of this network publishes: a command's sender is one of its sessions."""
+        if address.endswith("/config") and len(self.clients) < _MAX_CLIENTS:
+            try:
+                sender = json.loads(body).get("EE_SENDER")
+            except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
+                return
+            if body_of(sender) is not None:
+                self.clients.add(body_of(sender))  # type: ignore[arg-type]
+
+    def set_allow_list(self, addresses: Iterable[str], node: str | None = None) -> None:
+        """Allow exactly ``addresses`` (plus the network's sessions, for nodes that track them), every node or one.
+
+        Raises:
+            ConfigError: an entry that is not an address, or an unknown node.
+        """
+        addresses = list(addresses)
+        targets = [self.node(node)] if node is not None else list(self.nodes.values())
+        with self.lock:
+            for target in targets:
+                target.allow.replace(addresses)
+
+    def _allow_for(self, allow_list: Sequence[str] | Mapping[str, Sequence[str]] | None, node_id: str,
+                   allow_any: bool) -> AllowList:
+        if allow_any:
+            return AllowList(allow_any=True)
+        if isinstance(allow_list, str):
+            raise ConfigError("allow_list must be a list of addresses, not a string")
+        if isinstance(allow_list, Mapping):
+            chosen = allow_list.get(node_id)
+            return AllowList(clients=self.clients) if chosen is None else AllowList(list(chosen))
+        if allow_list is None:
+            return AllowList(clients=self.clients)
+        return AllowList(list(allow_list))
 
     # -- inspection -----------------------------------------------------------------------------------
     def node(self, name: str) -> SimulatedNode:
@@ -300,15 +383,11 @@ class SimulatedNetwork:
         return {node_id: node.address for node_id, node in self.nodes.items()}
 
 
-def _allow_for(allow_list: Sequence[str] | Mapping[str, Sequence[str]] | None, node_id: str) -> list[str] | None:
-    if allow_list is None:
-        return None
-    if isinstance(allow_list, Mapping):
-        chosen = allow_list.get(node_id)
-        return None if chosen is None else list(chosen)
-    if isinstance(allow_list, str):
-        raise ConfigError("allow_list must be a list of addresses, not a string")
-    return list(allow_list)
+def _per_node(value: bool | Mapping[str, bool] | None, node_id: str) -> bool | None:
+    if isinstance(value, Mapping):
+        chosen = value.get(node_id)
+        return None if chosen is None else bool(chosen)
+    return value
 
 
 def _catalog(name: str) -> list[Any]:

@@ -49,11 +49,13 @@ def start_smoke_node(transport: Transport, profile: WireProfile, *, clock: Clock
                      heartbeat_interval: float = 1.0) -> SmokeNode:
     """Start a simulated node on ``transport`` (wall clock unless ``clock`` is given)."""
     from pye2.adapters.system_clock import SystemClock
+    from pye2_transport_memory.node._allow import AllowList
     from pye2_transport_memory.node.node import SimulatedNode
 
     owns = clock is None
     clock = clock if clock is not None else SystemClock()
+    # open to every signed sender: the kit's session has a key of its own, and the node lives for one test
     node = SimulatedNode(f"smoke-{uuid.uuid4().hex[:8]}", transport=transport, clock=clock, profile=profile,
-                         heartbeat_interval=heartbeat_interval)
+                         heartbeat_interval=heartbeat_interval, allow_list=AllowList(allow_any=True))
     node.start()
     return SmokeNode(node, clock, owns)

@@ -147,11 +147,11 @@ class Publisher:
         signer = node.signer
         # A v2 heartbeat is built here from strings, integers and None only: JSON-native, so the
         # canonical form needs no type walk.
-        signed = sign_fields(message, profile=node.profile, public_key=signer.public_key, sign=signer.sign,
+        signed = sign_fields(message, profile=node.sign_profile, public_key=signer.public_key, sign=signer.sign,
                              json_native=heartbeat is not None, sorted_text=_sorted_text())
         data = dumps(signed)
         # Receivers sharing the node's cache then need not parse and verify what is certain.
-        node.receive_cache.vouch(data, signed, node.signer, node.profile, heartbeat=heartbeat)
+        node.receive_cache.vouch(data, signed, node.signer, node.sign_profile, heartbeat=heartbeat)
         node.counters["out_bytes"] += len(data)
         try:
             node.transport.publish(topic, data)

@@ -27,6 +27,7 @@ threads the node's state is only touched by one thread at a time.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import random
 import threading
@@ -41,6 +42,7 @@ from pye2.ports.signer import Signer
 from pye2.ports.transport import Delivery, Subscription, Transport
 from pye2.wire import Identity, decrypt_command
 from pye2_transport_memory.node._admin import ADMIN_PIPELINE, admin_pipeline_config
+from pye2_transport_memory.node._allow import AllowList
 from pye2_transport_memory.node._commands import Command, ConfigManager
 from pye2_transport_memory.node._heartbeat import Machine, StatusBuilder, encode_status
 from pye2_transport_memory.node._intake import accept_command, inject
@@ -97,8 +99,16 @@ class SimulatedNode(LifeGuards):
         heartbeat_interval: seconds between heartbeats (``EE_HB_TIME``).
         heartbeat_version: ``"v2"`` (compressed) or ``"v1"``.
         secured: ``SECURED``: drop commands whose signature does not verify.
-        allow_list: None accepts any validly signed sender; a list accepts only
-            those addresses (prefix-insensitive) and the node itself.
+        allow_list: who may command the node besides itself: an
+            :class:`~pye2_transport_memory.node._allow.AllowList`, or a list of
+            addresses (prefix-insensitive); None: nobody else (pass
+            ``AllowList(allow_any=True)`` to open the node to every signed sender).
+        eth_enabled: the node's signing mode (a real node's ``EE_ETH_ENABLED``):
+            on, it signs with ``EE_ETH_SENDER``/``EE_ETH_SIGN`` and accepts commands
+            signed with or without them; off, it signs without them and hashes them
+            as data when verifying, so a command that left them out of its hash
+            fails ("Corrupted digest!", then ``-5000`` on a secured node).
+            Default: the profile's (on under RATIO1, off under AIXP).
         plugins / sources: registries (default: the simulator's catalog).
         supervisor: run ``NET_MON_01`` and publish the network status.
         gpu: report a GPU (None: only under the RATIO1 profile, DECISIONS 4).
@@ -131,7 +141,8 @@ class SimulatedNode(LifeGuards):
         heartbeat_interval: float = 10.0,
         heartbeat_version: str = "v2",
         secured: bool = True,
-        allow_list: list[str] | tuple[str, ...] | None = None,
+        allow_list: AllowList | list[str] | tuple[str, ...] | None = None,
+        eth_enabled: bool | None = None,
         plugins: PluginRegistry | None = None,
         sources: DataSourceRegistry | None = None,
         supervisor: bool = False,
@@ -166,7 +177,13 @@ class SimulatedNode(LifeGuards):
         self.heartbeat_interval = float(heartbeat_interval)
         self.heartbeat_version = heartbeat_version
         self.secured = bool(secured)
-        self.allow_list = None if allow_list is None else [str(a) for a in allow_list]
+        self.allow = allow_list if isinstance(allow_list, AllowList) else AllowList(
+            [str(a) for a in allow_list or ()])
+        self.eth_enabled = self.profile.eth_fields if eth_enabled is None else bool(eth_enabled)
+        self.refused_senders: set[str | None] = set()
+        #: the profile the node signs with and checks commands against (its signing mode)
+        self.sign_profile = self.profile if self.eth_enabled == self.profile.eth_fields else _signing_mode(
+            self.profile, self.eth_enabled)
         self.plugins = plugins if plugins is not None else _default_plugins()
         self.sources = _Sources(sources)
         self.supervisor = bool(supervisor)
@@ -409,21 +426,17 @@ class SimulatedNode(LifeGuards):
 
     @property
     def whitelist(self) -> list[str]:
-        """``EE_WHITELIST``: the allow-list with this profile's address prefix (empty when open)."""
-        out = []
-        for address in self.allow_list or ():
-            body = body_of(address)
-            out.append(self.profile.address_prefix + body if body is not None else address)
-        return out
+        """``EE_WHITELIST``: the allowed addresses with this profile's prefix (empty when open)."""
+        return self.allow.entries(self.profile.address_prefix)
+
+    @property
+    def reported_secured(self) -> bool:
+        """``SECURED`` as the heartbeat says it: signatures enforced and an allow-list (not open to anyone)."""
+        return self.secured and not self.allow.allow_any
 
     def is_allowed(self, sender: str | None) -> bool:
-        """The allow-list rule: None accepts anyone; else listed addresses and the node itself."""
-        if self.allow_list is None:
-            return True
-        if sender is None:
-            return False
-        own = body_of(sender)
-        return own == body_of(self.address) or own in {body_of(a) for a in self.allow_list}
+        """The allow-list rule: listed addresses, the network's sessions and the node itself (or anyone if open)."""
+        return self.allow.allows(body_of(sender), body_of(self.address))
 
     def _on_command(self, delivery: Delivery) -> None:
         cmd = accept_command(self, delivery)
@@ -465,12 +478,12 @@ class SimulatedNode(LifeGuards):
     def send_heartbeat(self, kind: str = "SIMPLE", *, initiator_id: str | None = None) -> dict[str, Any]:
         """Publish a heartbeat now (``kind``: SIMPLE, FULL or TIMERS); returns the signed message."""
         assert self._status is not None, "start() the node first"
-        tags = {OPEN_TAG: True} if self.allow_list is None else None
+        tags = {OPEN_TAG: True} if self.allow.allow_any else None
         active = self.runtime.active_plugins_json()
         status = self._status.status(
             self.time(), address=self.address,
             whitelist=self.whitelist,
-            secured=self.secured, supervisor=self.supervisor, device_status=self.device_status,
+            secured=self.reported_secured, supervisor=self.supervisor, device_status=self.device_status,
             config_streams=list(self.pipelines.values()), active_plugins=active[0],
             counters=self.counters, dct_stats=self.runtime.dct_stats(), kind=kind, initiator_id=initiator_id,
             log_lines=list(self.log_lines) if kind == "FULL" else None, tags=tags)
@@ -525,3 +538,10 @@ class SimulatedNode(LifeGuards):
                 self.send_remote_command(target, action, payload)
             except Pye2Error as exc:
                 log.warning("node %s: command %s to %s not sent: %s", self.alias, action, target, exc)
+
+
+def _signing_mode(profile: WireProfile, eth_enabled: bool) -> WireProfile:
+    """``profile`` with the ``EE_ETH_*`` fields signature fields (ETH mode on) or plain data (off)."""
+    eth = ("EE_ETH_SIGN", "EE_ETH_SENDER")
+    fields = tuple(f for f in profile.signature_fields if f not in eth)
+    return dataclasses.replace(profile, eth_fields=eth_enabled, signature_fields=fields + eth if eth_enabled else fields)

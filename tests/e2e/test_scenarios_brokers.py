@@ -57,7 +57,9 @@ def running(broker: SharedBroker, nodes: int, **session_options: Any) -> Iterato
     """
     with SimulatedNetwork(nodes, seed=11, profile=broker.profile, broker=broker.url,
                           heartbeat_interval=HEARTBEAT_INTERVAL) as net:
-        session = Session(transport=broker.url, profile=broker.profile, identity=Identity.generate(),
+        identity = Identity.generate()
+        net.allow_client(identity.address(broker.profile))  # the nodes take commands from their allow-list only
+        session = Session(transport=broker.url, profile=broker.profile, identity=identity,
                           name=f"e2e-{broker.kind}", command_timeout=COMMAND_TIMEOUT, **session_options)
         try:
             session.connect()

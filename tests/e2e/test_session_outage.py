@@ -179,8 +179,10 @@ class OutageScenario:
         self.beats_since: dict[str, int] = {}  # each node's heartbeat sequence number at the restart
         self.net = SimulatedNetwork(list(NODES), seed=5, profile=self.profile, broker=self.url,
                                     heartbeat_interval=HEARTBEAT_INTERVAL)
+        identity = Identity.generate()
+        self.net.allow_client(identity.address(self.profile))  # the nodes take commands from their allow-list only
         self.session = Session(
-            transport=self.url, profile=self.profile, identity=Identity.generate(), name=f"outage-{kind}",
+            transport=self.url, profile=self.profile, identity=identity, name=f"outage-{kind}",
             command_timeout=COMMAND_TIMEOUT, on_connection=lambda s, event: self.events.append(event),
             on_heartbeat=lambda s, e2id, data: self.heartbeats.append((e2id, int(data["EE_MESSAGE_SEQ"]))),
             on_payload=lambda s, e2id, pipe, sig, inst, data: self.payloads.append((e2id, int(data["EE_MESSAGE_SEQ"]))))

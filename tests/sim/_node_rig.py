@@ -36,6 +36,7 @@ class Rig:
         self.profile = profile
         self.clock = VirtualClock()
         self.hub = Hub(self.clock)
+        node_kw.setdefault("allow_list", [CLIENT.address(profile)])  # the rig's client may command the node
         self.node = SimulatedNode(node_id, transport=MemoryTransport(self.hub, name=node_id), clock=self.clock,
                                   profile=profile, **node_kw)
         self.client = MemoryTransport(self.hub, name="client")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pye2.domain.codecs.heartbeat import decode_heartbeat
 from pye2.domain.profiles import AIXP, RATIO1, WireProfile
 from pye2.wire import sign_message, verify_message
+from pye2_transport_memory.node._allow import AllowList
 
 
 def snapshot(rig: Rig) -> tuple[Any, ...]:
@@ -131,7 +132,7 @@ def test_unknown_action_from_a_stranger_with_an_allow_list_publishes_nothing() -
 
 
 def test_unsecured_node_runs_unsigned_commands_as_non_validated() -> None:
-    rig = Rig(secured=False)
+    rig = Rig(secured=False, allow_list=AllowList(allow_any=True))  # an unsigned command names no sender to allow
     mark = rig.mark()
     rig.send("UPDATE_CONFIG", pipeline("loose"), signer=None)
     notes = rig.notes(mark)
