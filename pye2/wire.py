@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pye2.adapters.encryption import decrypt, decrypt_command, encrypt, encrypt_command
 from pye2.adapters.secp256k1 import CryptographyVerifier, Identity
 from pye2.domain import canonical as _canonical
+from pye2.domain.canonical import SortedTextFn
 from pye2.domain.keys import address_to_public_key, eth_address, public_key_to_address, same_address
 from pye2.domain.profiles import AIXP, RATIO1, WireProfile, get_profile
 from pye2.domain.signing import sign_fields, verify_fields
@@ -44,6 +45,7 @@ __all__ = [
     "address_to_public_key",
     "base64_to_code",
     "canonical_json",
+    "canonical_text_writer",
     "check_code",
     "code_to_base64",
     "decode_heartbeat",
@@ -54,6 +56,7 @@ __all__ = [
     "encrypt",
     "encrypt_command",
     "eth_address",
+    "fastest_verifier",
     "message_hash",
     "public_key_to_address",
     "same_address",
@@ -86,6 +89,29 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def canonical_text_writer() -> SortedTextFn | None:
+    """The fast writer of the sorted JSON text that signatures cover (orjson, extra ``fast``), or None.
+
+    It returns exactly the bytes :func:`canonical_json` would, or None where it
+    cannot be sure (then use the exact path); pass it as ``sorted_text=`` to
+    :func:`pye2.domain.signing.sign_fields`. ``PYE2_JSON=stdlib`` turns it off.
+    """
+    from pye2.adapters.select import best_sorted_text
+
+    return best_sorted_text()
+
+
+def fastest_verifier() -> Verifier:
+    """A new verifier on the fastest available backend (coincurve, else cryptography; ``PYE2_VERIFIER`` decides).
+
+    :func:`default_verifier` is the shared one; this builds another (the
+    simulator's nodes keep one of their own).
+    """
+    from pye2.adapters.select import best_verifier
+
+    return best_verifier()
 
 
 def default_verifier() -> Verifier:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pye2.adapters._lazy import lazy
 from pye2.plugins.hookspecs import Register, hookimpl
+from pye2.plugins.lazy import lazy
 
 
 @hookimpl

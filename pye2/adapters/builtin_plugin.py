@@ -6,8 +6,8 @@ It goes through the same hooks as any third-party plugin (see
 
 from __future__ import annotations
 
-from pye2.adapters._lazy import lazy
 from pye2.plugins.hookspecs import Register, hookimpl
+from pye2.plugins.lazy import lazy
 
 
 @hookimpl

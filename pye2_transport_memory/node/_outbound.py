@@ -212,6 +212,6 @@ class Publisher:
 @functools.cache
 def _sorted_text() -> SortedTextFn | None:
     """The orjson writer of canonical text when orjson is installed (same bytes, faster), else None."""
-    from pye2.adapters.select import best_sorted_text
+    from pye2.wire import canonical_text_writer
 
-    return best_sorted_text()
+    return canonical_text_writer()

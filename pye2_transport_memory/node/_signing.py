@@ -1,33 +1,26 @@
 """Keys, signer and verifier of simulated nodes.
 
 Nodes derive their key from the network seed and their id, so a network
-rebuilt with the same seed has the same addresses. Signing uses pye2's
-coincurve backend when it is installed (about ten times faster), else the
-``cryptography`` :class:`~pye2.wire.Identity`; both sign with RFC 6979
-deterministic nonces in low-S form, so their signatures are byte-identical
-and seeded runs are byte-reproducible either way. Verification uses
-:func:`pye2.adapters.select.best_verifier` (honours ``PYE2_VERIFIER``).
-
-``DeterministicSigner`` and ``_CoincurveVerifier`` are the names this
-module used to define; they now point at the shared implementation in
-:mod:`pye2.adapters.coincurve_backend`.
+rebuilt with the same seed has the same addresses. Signing uses the
+``coincurve`` signer backend registered with pye2's plugin host when it is
+installed (about ten times faster), else the ``cryptography``
+:class:`~pye2.wire.Identity`; both sign with RFC 6979 deterministic nonces in
+low-S form, so their signatures are byte-identical and seeded runs are
+byte-reproducible either way. Verification uses
+:func:`pye2.wire.fastest_verifier` (honours ``PYE2_VERIFIER``). Everything
+goes through pye2's plugin host and public facade, never its adapters.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from pye2.adapters.coincurve_backend import CoincurveSigner, CoincurveVerifier
-from pye2.adapters.select import best_verifier
-from pye2.errors import ExtraMissing, IdentityError
+from pye2.errors import IdentityError, PluginError
+from pye2.plugins import default_host
 from pye2.ports.signer import Signer, Verifier
-from pye2.wire import Identity
+from pye2.wire import Identity, fastest_verifier
 
-__all__ = ["DeterministicSigner", "derive_secret", "identity_from_secret", "make_signer", "make_verifier"]
-
-#: The coincurve signer under its former simulator name.
-DeterministicSigner = CoincurveSigner
-_CoincurveVerifier = CoincurveVerifier
+__all__ = ["derive_secret", "identity_from_secret", "make_signer", "make_verifier"]
 
 
 def derive_secret(seed: int | str, name: str) -> bytes:
@@ -51,8 +44,8 @@ def make_signer(secret: bytes, identity: Identity) -> Signer:
     installed or ``secret`` is the rare value :func:`identity_from_secret` re-hashed.
     """
     try:
-        signer = CoincurveSigner(secret)
-    except (ExtraMissing, IdentityError):
+        signer: Signer = default_host().signer_backend("coincurve").from_private_bytes(secret)
+    except (PluginError, IdentityError):  # not installed (or blocked), or the rare re-hashed secret
         return identity
     if signer.public_key != identity.public_key:
         return identity
@@ -60,5 +53,5 @@ def make_signer(secret: bytes, identity: Identity) -> Signer:
 
 
 def make_verifier() -> Verifier:
-    """The fastest available verifier (see :func:`pye2.adapters.select.best_verifier`)."""
-    return best_verifier()
+    """A verifier on the fastest available backend (see :func:`pye2.wire.fastest_verifier`)."""
+    return fastest_verifier()

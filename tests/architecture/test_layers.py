@@ -125,3 +125,11 @@ def test_routing_and_handles_do_not_import_each_other_or_the_sessions_privates()
                         and isinstance(node.value, ast.Name) and node.value.id == "session"
                         and node.attr.startswith("_")})
     assert private == [], f"handles reach into the session's privates: {private}"
+
+
+@pytest.mark.parametrize("path", python_files("pye2_transport_memory"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_simulator_uses_pye2s_ports_plugin_host_and_facade_not_its_adapters(path: Path) -> None:
+    """Only the wall clock adapter (a public Clock implementation) may be imported from pye2.adapters."""
+    bad = [(m, line) for m, line in imported_modules(path)
+           if m.startswith("pye2.adapters") and m != "pye2.adapters.system_clock"]
+    assert bad == [], f"{path.name} imports pye2's adapters: {bad}"

@@ -345,8 +345,6 @@ def test_simulator_uses_the_shared_implementation(monkeypatch: pytest.MonkeyPatc
     from pye2_transport_memory.node import _signing
 
     monkeypatch.delenv(VERIFIER_ENV, raising=False)
-    assert _signing.DeterministicSigner is CoincurveSigner
-    assert _signing._CoincurveVerifier is CoincurveVerifier
     secret = _signing.derive_secret(7, "node-a")
     identity = _signing.identity_from_secret(secret)
     signer = _signing.make_signer(secret, identity)
