@@ -20,6 +20,7 @@ working for callers who do not know pye2's tree::
     ├── CodeCheckError (ValueError)         custom code refused by the checker (``.errors``)
     ├── CommandError                        a command could not be built or was refused
     │   ├── CommandFailed                   the node answered with a failure code
+    │   │   └── NotAllowed                  the node does not allow-list this session
     │   └── CommandTimeout (TimeoutError)   no answer before the deadline
     ├── NodeOffline (LookupError)           the node is not (or no longer) online
     ├── AmbiguousNode (LookupError)         a node name claimed by several addresses, none pinned
@@ -49,6 +50,7 @@ __all__ = [
     "IdentityError",
     "MessageTooLarge",
     "NodeOffline",
+    "NotAllowed",
     "PipelineNotFound",
     "PluginConflictError",
     "PluginError",
@@ -140,7 +142,29 @@ class CommandError(Pye2Error):
 
 
 class CommandFailed(CommandError):
-    """The node answered a command with a failure notification."""
+    """The node answered a command with a failure notification.
+
+    ``code`` and ``node_text`` are the node's ``NOTIFICATION_CODE`` and words, when it answered.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, node_text: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.node_text = node_text
+
+
+class NotAllowed(CommandFailed):
+    """The node's heartbeat says it is ``SECURED`` and does not list this session's address.
+
+    A real node ignores such commands without a word; ``address`` is the
+    session's address, which the node's operator adds to the node's
+    ``authorized_addrs`` (``pye2 sim``: ``--allow ADDRESS``).
+    """
+
+    def __init__(self, message: str, *, node: str | None = None, address: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.address = address
 
 
 class CommandTimeout(CommandError, TimeoutError):

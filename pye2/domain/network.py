@@ -189,10 +189,13 @@ class NodeRecord:
         last_heartbeat: session time of its last heartbeat.
         heartbeats: heartbeats received.
         messages: messages received (heartbeats included).
+        eth: the node's signing mode, as its last message showed it: True when it
+            signs with ``EE_ETH_SENDER``/``EE_ETH_SIGN`` (ETH mode), False when it
+            does not, None before anything signed was heard.
     """
 
-    __slots__ = ("_bytes", "_extra", "_last", "address", "alias", "heartbeats", "last_heartbeat", "last_seen",
-                 "messages")
+    __slots__ = ("_bytes", "_extra", "_last", "address", "alias", "eth", "heartbeats", "last_heartbeat",
+                 "last_seen", "messages")
 
     def __init__(self, alias: str, address: str | None = None) -> None:
         self.alias = alias
@@ -201,6 +204,7 @@ class NodeRecord:
         self.last_heartbeat = float("-inf")
         self.heartbeats = 0
         self.messages = 0
+        self.eth: bool | None = None
         self._last: _LastHeartbeat | None = None
         self._extra: dict[str, Any] | None = None
         self._bytes = 0

@@ -17,6 +17,9 @@ from pye2.errors import ConfigError
 
 __all__ = ["AIXP", "PROFILES", "RATIO1", "WireProfile", "get_profile"]
 
+EE_ETH_SIGN = "EE_ETH_SIGN"
+EE_ETH_SENDER = "EE_ETH_SENDER"
+
 CANON_LEGACY = "legacy-42ee127"
 CANON_V1 = "v1"
 CANON_V2 = "v2"
@@ -80,6 +83,19 @@ class WireProfile:
         if not root or "/" in root or "+" in root or "#" in root:
             raise ConfigError(f"invalid topic root {root!r}")
         return replace(self, root=root)
+
+    def with_eth(self, enabled: bool) -> WireProfile:
+        """The same profile in a node's other signing mode (``EE_ETH_ENABLED``, node.md section 5).
+
+        ``True``: ``EE_ETH_SENDER``/``EE_ETH_SIGN`` are written and left out of
+        the hash; ``False``: they are neither written nor treated as signature
+        fields (a node in that mode hashes them as data).
+        """
+        if enabled == self.eth_fields:
+            return self
+        eth = (EE_ETH_SIGN, EE_ETH_SENDER)
+        plain = tuple(f for f in self.signature_fields if f not in eth)
+        return replace(self, eth_fields=enabled, signature_fields=plain + eth if enabled else plain)
 
     def strip_prefix(self, address: str) -> str | None:
         """The address body without an accepted prefix, or None if none matches."""

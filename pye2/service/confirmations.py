@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 
 from pye2.domain.keys import same_address
 from pye2.domain.messages import NotificationEvent
-from pye2.domain.notifications import ExpectedResponse
+from pye2.domain.notifications import COMM_RECEIVED_BAD_COMMAND, ExpectedResponse
 from pye2.errors import CommandFailed, CommandTimeout
 
 if TYPE_CHECKING:
     from pye2.ports.clock import Clock, Timer
+    from pye2.service.stats import SessionStats
 
 __all__ = ["DEFAULT_MAX_SKEW", "Confirmation", "ConfirmationTracker", "Expectation"]
 
@@ -120,10 +121,16 @@ class ConfirmationTracker:
     """
 
     def __init__(self, clock: Clock, cond: threading.Condition | None = None, *,
-                 max_skew: float = DEFAULT_MAX_SKEW) -> None:
+                 max_skew: float = DEFAULT_MAX_SKEW, stats: SessionStats | None = None,
+                 own: tuple[str, ...] = (), explain: Callable[[Confirmation], str] | None = None) -> None:
         self.clock = clock
         self.max_skew = float(max_skew)
         self.stale = 0
+        self.stats = stats
+        #: what identifies this session in a node's "invalid command from ..." text (address, initiator id)
+        self.own = tuple(o for o in own if o)
+        #: extra words for a timeout: what the session can see of the node
+        self.explain = explain
         self.cond = cond if cond is not None else threading.Condition()
         self._open: dict[tuple[str, str], list[tuple[Expectation, Confirmation]]] = defaultdict(list)
         self._all: dict[int, Confirmation] = {}
@@ -169,6 +176,9 @@ class ConfirmationTracker:
                     del self._open[(exp.node, exp.pipeline)]
         if not ok:
             self.failed += 1
+        if self.stats is not None:
+            self.stats.bump("commands_confirmed" if ok else (
+                "commands_timed_out" if isinstance(error, CommandTimeout) else "commands_failed"))
         self.cond.notify_all()
         return callbacks
 
@@ -181,10 +191,49 @@ class ConfirmationTracker:
                 log.exception("confirmation callback of %s raised", conf.description)
 
     def _expire(self, conf: Confirmation, timeout: float) -> None:
+        detail = ""
+        if self.explain is not None and not conf.done:
+            try:
+                detail = self.explain(conf)
+            except Exception:  # an explanation must never keep a timeout from firing
+                log.debug("explaining a timeout failed", exc_info=True)
         with self.cond:
             callbacks = [] if conf.done else self._finish(
-                conf, False, CommandTimeout(f"{conf.description}: no confirmation within {timeout} s"))
+                conf, False, CommandTimeout(f"{conf.description}: no confirmation within {timeout} s"
+                                            + (f" ({detail})" if detail else "")))
         self._run(conf, callbacks)
+
+    def pending_for(self, address: str) -> bool:
+        """Whether a sent command to ``address`` still waits for its answer."""
+        with self.cond:
+            return any(exp.address is not None and same_address(exp.address, address)
+                       for bucket in self._open.values() for exp, conf in bucket if not conf.done)
+
+    def fail_node(self, address: str, error: Callable[[Confirmation], Exception],
+                  sent_before: float | None = None) -> int:
+        """Fail every sent command to ``address`` (built before ``sent_before``, if given); returns how many."""
+        with self.cond:
+            hits = {id(conf): conf for bucket in self._open.values() for exp, conf in bucket
+                    if not conf.done and exp.address is not None and same_address(exp.address, address)
+                    and (sent_before is None or exp.sent_at is None or exp.sent_at <= sent_before)}
+            settled = [(conf, self._finish(conf, False, error(conf))) for conf in hits.values()]
+        for conf, callbacks in settled:
+            self._run(conf, callbacks)
+        return len(settled)
+
+    def _bad_command(self, event: NotificationEvent) -> None:
+        """A node's ``-5000`` ("INCOMING: Received invalid command from <initiator>(<sender>)..."): ours fail now."""
+        if event.address is None:
+            return
+        said = f"{event.text} {event.data.get('INFO') or ''}"
+        if self.own and not any(o in said for o in self.own):
+            return  # another client's command
+        sent_before = None if event.sent_at is None else event.sent_at + self.max_skew
+        text = event.text[:300]
+        self.fail_node(event.address, lambda conf: CommandFailed(
+            f"{conf.description}: node {event.alias} refused the command ({event.code}: {text}); a node "
+            f"refuses a command whose signature it cannot verify: is it in the signing mode this session "
+            f"signs for (Session(eth=...))?", code=event.code, node_text=event.text), sent_before)
 
     def fail_all(self, reason: str) -> None:
         """Fail every open confirmation (session closing, transport gave up)."""
@@ -206,6 +255,9 @@ class ConfirmationTracker:
 
     def offer(self, event: NotificationEvent) -> None:
         """Match a notification against the expectations of its (node, pipeline)."""
+        if event.code == COMM_RECEIVED_BAD_COMMAND:
+            self._bad_command(event)
+            return
         if event.code is None or event.pipeline is None:
             return
         settled: list[tuple[Confirmation, list[Callable[[Confirmation], None]]]] = []
@@ -225,8 +277,9 @@ class ConfirmationTracker:
                 elif verdict is False:
                     if event.text.startswith("Received duplicate"):
                         continue  # a real node warns about duplicates but still applies them
+                    reason = exp.response.reason(event.data)
                     settled.append((conf, self._finish(conf, False, CommandFailed(
-                        f"{conf.description}: node {event.alias} answered {event.code}: "
-                        f"{exp.response.reason(event.data)}"))))
+                        f"{conf.description}: node {event.alias} answered {event.code}: {reason}",
+                        code=event.code, node_text=reason))))
         for conf, callbacks in settled:
             self._run(conf, callbacks)

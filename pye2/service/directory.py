@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
+from pye2.domain.codecs.heartbeat_view import HeartbeatView
 from pye2.domain.keys import same_address
 from pye2.domain.logtext import clip
 from pye2.domain.messages import Event, HeartbeatEvent
@@ -92,10 +93,16 @@ class NodeDirectory:
 
     # -- records ---------------------------------------------------------------------
     def record(self, event: Event, now: float) -> NodeRecord:
-        """Note an admitted message in its node's record (see :class:`NetworkView`)."""
+        """Note an admitted message in its node's record (see :class:`NetworkView`), and the node's signing mode."""
         if isinstance(event, HeartbeatEvent):
-            return self.network.heartbeat(event.alias, event.address, now, event.data, size=event.size)
-        return self.network.seen(event.alias, event.address, now)
+            rec = self.network.heartbeat(event.alias, event.address, now, event.data, size=event.size)
+            data = event.data.envelope if isinstance(event.data, HeartbeatView) else event.data
+        else:
+            rec = self.network.seen(event.alias, event.address, now)
+            data = event.data
+        if event.verified and event.address is not None:
+            rec.eth = "EE_ETH_SENDER" in data  # how the node signs is how it verifies (node.md section 5)
+        return rec
 
     # -- lookups -------------------------------------------------------------------------
     def is_address(self, node: str) -> bool:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 VERIFY_MODES = ("strict", "warn", "off")
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_ETH_FIELDS = frozenset({"EE_ETH_SENDER", "EE_ETH_SIGN"})
 #: decoded heartbeat status at most (a real node's is 12-100 KB)
 DEFAULT_MAX_INFLATED = 4 * 1024 * 1024
 #: a heartbeat larger than this (bytes as received; a real node's is 5-40 KB) has its status decoded on
@@ -143,6 +144,8 @@ class ProtocolEngine:
                                   sorted_text=self._sorted_text)
                 except SignatureInvalid as exc:
                     failure = exc.reason
+            if failure is not None and _ETH_FIELDS & message.keys():
+                failure = self._other_mode(message, failure)
             if failure is not None:
                 if self.verify == "strict":
                     self._rate_limited_log(sender, "signature", now, "rejected %s from %s: %s",
@@ -179,6 +182,20 @@ class ProtocolEngine:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # defensive: never crash the session
             log.debug("unexpected decode failure", exc_info=True)
             return Rejected("malformed", f"{type(exc).__name__}: {exc}", sender=sender, kind=kind)
+
+    def _other_mode(self, message: dict[str, Any], failure: str) -> str | None:
+        """A message with ``EE_ETH_*`` fields that failed: check it as a node of the other signing mode signs.
+
+        A node in ETH mode leaves those fields out of its hash, one without it
+        hashes them as data; a session verifies what either kind sends.
+        Returns the first failure's reason, or None if the other mode verifies.
+        """
+        try:
+            verify_fields(message, profile=self.profile.with_eth(not self.profile.eth_fields),
+                          verify=self._verify_ecdsa, json_native=True)
+        except SignatureInvalid:
+            return failure
+        return None
 
     def _rate_limited_log(self, sender: str | None, what: str, now: float, msg: str, *args: Any) -> None:
         """Log at most once per sender and reason per interval (a bounded memory of short keys)."""
@@ -234,8 +251,13 @@ class ProtocolEngine:
         initiator_id: str,
         session_id: str | None,
         now: float,
+        eth: bool | None = None,
     ) -> tuple[str, bytes]:
-        """The topic and bytes of a signed command for one node."""
+        """The topic and bytes of a signed command for one node.
+
+        ``eth``: sign for a node in ETH mode (with ``EE_ETH_*`` fields left out of
+        the hash) or not; None: the profile's default.
+        """
         command = cmd.build_envelope(
             action,
             payload,
@@ -248,7 +270,10 @@ class ProtocolEngine:
         )
         if self.encrypt and node_address:
             command = wire.encrypt_command(command, sender=self.identity, receivers=[node_address])
-        signed = wire.sign_message(command, self.identity, profile=self.profile)
+        elif self.profile.commands_by_address:
+            command["EE_IS_ENCRYPTED"] = False  # as the incumbent client writes a plain command
+        profile = self.profile if eth is None else self.profile.with_eth(eth)
+        signed = wire.sign_message(command, self.identity, profile=profile)
         target = node_address if (self.profile.commands_by_address and node_address) else node_alias
         return self.profile.config(target), self.serializer.dumps(signed)
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from pye2.domain.codecs.heartbeat_view import HeartbeatView
 from pye2.domain.keys import same_address
 from pye2.domain.messages import Event, HeartbeatEvent, NotificationEvent, PayloadEvent
+from pye2.domain.network import NodeRecord
 from pye2.errors import DecompressionBomb
 from pye2.service.confirmations import ConfirmationTracker
 from pye2.service.directory import NodeDirectory
@@ -64,6 +65,8 @@ class Router:
         self.filter_workers = filter_workers
         self.max_seq_gap = max_seq_gap
         self.confirmations: ConfirmationTracker | None = None
+        #: called with a node's record after each of its heartbeats is routed (the session checks allow-lists)
+        self.on_heartbeat_of: Callable[[NodeRecord], None] | None = None
         self.pipelines: dict[PipelineKey, PipelineTarget] = {}
         self._payload_seq: OrderedDict[str, int] = OrderedDict()
 
@@ -182,6 +185,8 @@ class Router:
         """
         record = self.directory.record(event, now)
         try:
+            if self.on_heartbeat_of is not None:
+                self.on_heartbeat_of(record)
             if self.filter_workers is not None and not (
                 event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)
             ):

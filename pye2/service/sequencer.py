@@ -77,15 +77,16 @@ class CommandSequencer:
             return sum(max(len(q) - 1, 0) for q in self._lanes.values())
 
     def _send(self, item: _Queued) -> Pye2Error | None:
+        # Matched from before the publish: a node's answer may arrive while publish() is still returning
+        # (an in-process network delivers inline; a -5000 is sent the moment the command is received).
+        if not item.conf.done:  # nothing to match or time out otherwise (and no tracker lock to take)
+            self._tracker.activate(item.conf, item.timeout)
         try:
             self._publish(item.topic, item.body)
         except Pye2Error as exc:
-            self._stats.bump("commands_failed")
-            self._tracker.fail(item.conf, exc)
+            self._tracker.fail(item.conf, exc)  # counted there, with every other failure
             return exc
         self._stats.bump("commands_sent")
-        if not item.conf.done:  # nothing to match or time out otherwise (and no tracker lock to take)
-            self._tracker.activate(item.conf, item.timeout)
         return None
 
     def _advance(self, lane: LaneKey) -> None:

@@ -24,13 +24,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
+from pye2.domain.keys import same_address
 from pye2.domain.logtext import clip
 from pye2.domain.messages import KIND_HEARTBEAT, KIND_NOTIFICATION, KIND_PAYLOAD, Event, Rejected
-from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView
+from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView, NodeRecord
 from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.domain.replay import DEFAULT_REPLAY_AGE, DEFAULT_REPLAY_ENTRIES, ReplayGuard
-from pye2.errors import ConfigError, NodeOffline, PipelineNotFound, Pye2Error, TransportError
+from pye2.errors import ConfigError, NodeOffline, NotAllowed, PipelineNotFound, Pye2Error, TransportError
 from pye2.ports.clock import Clock
 from pye2.ports.transport import ConnectionEvent, Delivery, Subscription, Transport
 from pye2.service.confirmations import Confirmation, ConfirmationTracker, Expectation
@@ -42,7 +43,7 @@ from pye2.service.inbox import DEFAULT_MAX_BYTES as DEFAULT_INBOX_BYTES
 from pye2.service.inbox import Inbox
 from pye2.service.router import Router
 from pye2.service.sequencer import CommandSequencer
-from pye2.service.settings import resolve_settings, trusted_nodes_from_env
+from pye2.service.settings import eth_setting, resolve_settings, trusted_nodes_from_env
 from pye2.service.stats import SessionStats
 from pye2.service.worker import DispatchWorker
 
@@ -116,6 +117,11 @@ class Session:
     ``plugin_host``, ``env_file`` (``".env"``), ``key_path``,
     ``on_connection`` (``f(session, event)``), ``connect_timeout``.
 
+    ``eth``: how commands are signed: ``"auto"`` (default; ``$PYE2_ETH``): the
+    way each node signs its own messages (ETH mode: with ``EE_ETH_*`` fields left
+    out of the hash; a real node's default: without), the profile's way until the
+    node is heard; ``True`` / ``False`` for every node.
+
     Trust options (see the docs' security model): ``trusted_nodes`` (a mapping
     name -> address that pins names, or a list of trusted addresses; default
     ``$PYE2_TRUSTED_NODES``), ``on_node_conflict``
@@ -152,7 +158,7 @@ class Session:
             "online_timeout", "command_timeout", "inbox_size", "inbox_policy", "slow_callback_threshold",
             "blocked_callback_timeout", "decode_threads", "verify_workers", "encrypt_comms", "root_topic", "serializer",
             "plugin_host", "env_file", "key_path", "on_connection", "connect_timeout", "log", "blockchain_config",
-            "secured", *TRUST_OPTIONS,
+            "secured", "eth", *TRUST_OPTIONS,
         }
         unknown = set(kwargs) - known
         if unknown:
@@ -178,6 +184,7 @@ class Session:
         self._options = kwargs
         self.online_timeout = float(kwargs.get("online_timeout", DEFAULT_ONLINE_TIMEOUT))
         self.command_timeout = float(kwargs.get("command_timeout", 30.0))
+        self.eth: bool | None = eth_setting(kwargs.get("eth"))
         self.stats = SessionStats()
         self.network = NetworkView(self.online_timeout, **_pick(kwargs, "max_nodes", "max_status_bytes"))
         pins = kwargs.get("trusted_nodes")
@@ -243,8 +250,10 @@ class Session:
                 encrypt=bool(self.profile.encrypt_commands if encrypt is None else encrypt)
                 and self.profile.commands_by_address,
             )
-            self.confirmations = ConfirmationTracker(self.clock, self._cond,
-                                                     **_pick(self._options, "max_clock_skew", rename="max_skew"))
+            self.confirmations = ConfirmationTracker(
+                self.clock, self._cond, stats=self.stats, own=(self.engine.address, self.name),
+                explain=self._explain_silence, **_pick(self._options, "max_clock_skew", rename="max_skew"))
+            self.router.on_heartbeat_of = self._check_allowed
             self.router.confirmations = self.confirmations
             self._sequencer = CommandSequencer(self.confirmations, transport.publish, self.stats)
             listener = self._options.get("on_connection")
@@ -518,6 +527,55 @@ class Session:
             self.identity = self._load_identity()
         return str(self.identity.address(self.profile))
 
+    def get_client_address(self) -> str:
+        """This session's own address (the later SDKs' name for :attr:`address`)."""
+        return self.address
+
+    def signing_mode(self, node: str) -> bool | None:
+        """Whether commands to ``node`` are signed for a node in ETH mode (True), without it (False),
+        or the profile's way (None): the ``eth`` option if set, else what the node's own messages show.
+        """
+        if self.eth is not None:
+            return self.eth
+        rec = self.directory.find(node)
+        return None if rec is None else rec.eth
+
+    def _check_allowed(self, record: NodeRecord) -> None:
+        """A node heartbeated: fail the commands pending on it if it says it will not take ours (``NotAllowed``)."""
+        assert self.confirmations is not None and self.engine is not None
+        address = record.address
+        if address is None or not self.confirmations.pending_for(address):
+            return
+        if record.secured is not True or any(same_address(a, self.engine.address) for a in record.whitelist):
+            return
+        me = self.engine.address
+        self.confirmations.fail_node(address, lambda conf: NotAllowed(
+            f"{conf.description}: node {record.alias} ({address}) is SECURED and its allow-list does not list "
+            f"this session's address {me}; the node ignores its commands. Its operator adds the address to the "
+            f"node's authorized_addrs file (pye2 sim: --allow {me})", node=address, address=me))
+
+    def _explain_silence(self, conf: Confirmation) -> str:
+        """What the session can see of the node a command timed out on."""
+        exp = conf.expectations[0] if conf.expectations else None
+        if exp is None:
+            return ""
+        rec = self.network.find_address(exp.address) if exp.address else self.network.find(exp.node)
+        if rec is None:
+            return f"node {exp.node} has never been heard from"
+        now = self._now()
+        parts = [f"node {rec.alias} ({rec.address}) last heard {now - rec.last_seen:.1f} s ago"
+                 + (" (offline)" if now - rec.last_seen >= self.online_timeout else "")]
+        if rec.secured is True and self.engine is not None:
+            allowed = any(same_address(a, self.engine.address) for a in rec.whitelist)
+            parts.append("its allow-list lists this session" if allowed else
+                         f"its allow-list does not list this session ({self.engine.address})")
+        mode = {True: "ETH mode", False: "without ETH", None: "unknown"}[rec.eth]
+        sent = self.eth if self.eth is not None else rec.eth
+        parts.append(f"its signing mode: {mode}; sent signed "
+                     + ({True: "for ETH mode", False: "without ETH fields"}.get(sent, "the profile's way")
+                        if sent is not None else f"the profile's way ({'ETH' if self.profile.eth_fields else 'plain'})"))
+        return "; ".join(parts)
+
     def pin_node(self, name: str, address: str) -> None:
         """Bind ``name`` to ``address`` for good: messages from any other address that claim it are refused.
 
@@ -599,7 +657,8 @@ class Session:
             raise NodeOffline(f"node {node!r} is unknown: wait for its heartbeat (wait_for_node) first")
         now = self._now()
         topic, body = self.engine.prepare(action, payload, node_alias=alias, node_address=address,
-                                          initiator_id=self.name, session_id=self.name, now=now)
+                                          initiator_id=self.name, session_id=self.name, now=now,
+                                          eth=self.signing_mode(node))
         self.directory.hold(node)
         expectations = []
         for exp in expect or []:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from pye2.errors import ConfigError
 
-__all__ = ["Settings", "env_count", "read_env_file", "resolve_settings", "trusted_nodes_from_env"]
+__all__ = ["Settings", "env_count", "eth_setting", "read_env_file", "resolve_settings", "trusted_nodes_from_env"]
 
 KEYS = ("PYE2_HOST", "PYE2_PORT", "PYE2_USER", "PYE2_PASS", "PYE2_TRANSPORT", "PYE2_PROFILE")
 
@@ -144,3 +144,25 @@ def trusted_nodes_from_env(environ: Mapping[str, str] | None = None) -> dict[str
     if any(sep for _, sep, _ in pairs):
         raise ConfigError("PYE2_TRUSTED_NODES: give either addresses or name=address pairs, not both")
     return items
+
+
+def eth_setting(value: object = None, environ: Mapping[str, str] | None = None) -> bool | None:
+    """The ``eth`` option: None for ``"auto"`` (learn each node's signing mode), else True/False.
+
+    ``value`` None falls back to ``PYE2_ETH`` (unset: auto).
+
+    Raises:
+        ConfigError: anything else than auto / true / false (and their usual spellings).
+    """
+    if value is None:
+        value = (os.environ if environ is None else environ).get("PYE2_ETH", "auto")
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", ""):
+        return None
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"eth must be 'auto', True or False (PYE2_ETH likewise), not {value!r}")

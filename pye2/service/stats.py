@@ -33,6 +33,10 @@ class SessionStats:
     each node's ``EE_MESSAGE_SEQ`` (a payload rejected on arrival also leaves a
     gap; under RATIO1 payloads addressed to other receivers do too).
     ``duplicate_payloads`` counts repeats of the last number (at-least-once QoS).
+
+    Commands: ``commands_sent`` (published), and of those that wait for an
+    answer, ``commands_confirmed``, ``commands_failed`` (refused by the node, not
+    allowed, or could not be sent) and ``commands_timed_out``.
     """
 
     received: int = 0
@@ -46,7 +50,9 @@ class SessionStats:
     slow_callbacks: int = 0
     skipped_busy_callbacks: int = 0
     commands_sent: int = 0
+    commands_confirmed: int = 0
     commands_failed: int = 0
+    commands_timed_out: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_received(self, n: int = 1) -> None:
@@ -93,5 +99,7 @@ class SessionStats:
                 "slow_callbacks": self.slow_callbacks,
                 "skipped_busy_callbacks": self.skipped_busy_callbacks,
                 "commands_sent": self.commands_sent,
+                "commands_confirmed": self.commands_confirmed,
                 "commands_failed": self.commands_failed,
+                "commands_timed_out": self.commands_timed_out,
             }

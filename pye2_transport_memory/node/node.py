@@ -27,7 +27,6 @@ threads the node's state is only touched by one thread at a time.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import random
 import threading
@@ -182,8 +181,7 @@ class SimulatedNode(LifeGuards):
         self.eth_enabled = self.profile.eth_fields if eth_enabled is None else bool(eth_enabled)
         self.refused_senders: set[str | None] = set()
         #: the profile the node signs with and checks commands against (its signing mode)
-        self.sign_profile = self.profile if self.eth_enabled == self.profile.eth_fields else _signing_mode(
-            self.profile, self.eth_enabled)
+        self.sign_profile = self.profile.with_eth(self.eth_enabled)
         self.plugins = plugins if plugins is not None else _default_plugins()
         self.sources = _Sources(sources)
         self.supervisor = bool(supervisor)
@@ -539,9 +537,3 @@ class SimulatedNode(LifeGuards):
             except Pye2Error as exc:
                 log.warning("node %s: command %s to %s not sent: %s", self.alias, action, target, exc)
 
-
-def _signing_mode(profile: WireProfile, eth_enabled: bool) -> WireProfile:
-    """``profile`` with the ``EE_ETH_*`` fields signature fields (ETH mode on) or plain data (off)."""
-    eth = ("EE_ETH_SIGN", "EE_ETH_SENDER")
-    fields = tuple(f for f in profile.signature_fields if f not in eth)
-    return dataclasses.replace(profile, eth_fields=eth_enabled, signature_fields=fields + eth if eth_enabled else fields)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from pye2 import Session
 from pye2.domain.codecs.heartbeat import decode_heartbeat
 from pye2.domain.profiles import RATIO1
-from pye2.errors import CommandTimeout, ConfigError
+from pye2.errors import CommandFailed, CommandTimeout, ConfigError
 from pye2.wire import Identity, sign_message
 from pye2_transport_memory import SimulatedNetwork
 from pye2_transport_memory.node._allow import AllowList, parse_allow_text
@@ -107,31 +106,32 @@ def test_the_allow_file_format() -> None:
     assert allow.entries("aixp_") == ["aixp_" + a[5:]]
 
 
-def _non_eth(profile: Any) -> Any:
-    fields = tuple(f for f in profile.signature_fields if not f.startswith("EE_ETH"))
-    return dataclasses.replace(profile, eth_fields=False, signature_fields=fields)
-
-
 @pytest.mark.parametrize("eth", [True, False])
 def test_both_signing_modes_of_real_nodes(eth: bool) -> None:
     with SimulatedNetwork(nodes=1, seed=4, profile="RATIO1", eth_enabled=eth) as net:
         node = net.node_ids[0]
-        sess = net.session(command_timeout=5)
-        sess.connect()
-        assert sess.wait_for_node(node, 30)
-        notes: list[Any] = []
-        sess.dispatcher.add("notification", ("*",), lambda s, e2id, data: notes.append(data))
         hb = json.loads(json.dumps(net.nodes[node].last_heartbeat))
         assert ("EE_ETH_SENDER" in hb) is eth  # a node signs the way it verifies: how a client can tell
-        # pye2 RATIO1 commands carry EE_ETH_* fields left out of the hash: only an ETH-mode node accepts them
+        # a session that learns the node's mode (the default) signs the way the node verifies
+        auto = net.session(command_timeout=5)
+        auto.connect()
+        assert auto.wait_for_node(node, 30)
+        assert auto.signing_mode(node) is eth
+        auto.create_pipeline(e2id=node, name="auto", wait=True)
+        # commands carrying EE_ETH_* fields left out of the hash: only an ETH-mode node accepts them
+        forced = net.session(command_timeout=30, eth=True)
+        forced.connect()
+        assert forced.wait_for_node(node, 30)
         if eth:
-            sess.create_pipeline(e2id=node, name="eth", wait=True)
+            forced.create_pipeline(e2id=node, name="eth", wait=True)
         else:
-            with pytest.raises(CommandTimeout):
-                sess.create_pipeline(e2id=node, name="eth", wait=True)
-            bad = [n for n in notes if n.get("NOTIFICATION_CODE") == -5000]
-            assert bad and bad[0]["NOTIFICATION"].startswith("INCOMING: Received invalid command")
+            start = forced.clock.time()
+            with pytest.raises(CommandFailed) as err:
+                forced.create_pipeline(e2id=node, name="eth", wait=True)
+            assert forced.clock.time() - start <= 1.0  # the node's -5000 fails it at once, not the timeout
+            assert err.value.code == -5000 and err.value.node_text.startswith("INCOMING: Received invalid command")
             assert any("Corrupted digest!" in line for line in net.nodes[node].log_lines)
+            assert forced.stats.commands_failed == 1 and forced.stats.commands_timed_out == 0
         # a command signed without the ETH fields is accepted in both modes
         command = {"EE_ID": net.nodes[node].address, "ACTION": "UPDATE_CONFIG", "INITIATOR_ID": "plain",
                    "SESSION_ID": "plain", "EE_DEST": net.nodes[node].address,
@@ -141,7 +141,8 @@ def test_both_signing_modes_of_real_nodes(eth: bool) -> None:
         raw = net.transport()
         raw.connect()
         raw.publish(net.profile.config(net.nodes[node].address),
-                    json.dumps(sign_message(command, signer, profile=_non_eth(net.profile))).encode())
-        sess.sleep(1)
+                    json.dumps(sign_message(command, signer, profile=net.profile.with_eth(False))).encode())
+        auto.sleep(1)
         assert "plain" in net.nodes[node].pipelines
-        sess.close()
+        auto.close()
+        forced.close()
