@@ -12,7 +12,9 @@ handle's ``.confirmation``) that resolves from the node's notifications.
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +133,11 @@ class Pipeline:
         self.confirmation: Confirmation = session.confirmations.register(f"pipeline {config.name}", [])
         self.instances: dict[tuple[str, str], Instance] = {}
         self._removers: list[Callable[[], None]] = []
+        #: (SIGNATURE, instance id) -> removers of the callbacks registered for it (a stop removes just those)
+        self._instance_removers: dict[tuple[str, str], list[Callable[[], None]]] = {}
+        #: config edits (read the current config, send the new one) one at a time: concurrent wait_exec calls
+        self._edit = threading.RLock()
+        self._exec_ids = itertools.count()
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -172,13 +179,18 @@ class Pipeline:
         return [(node, self.name, signature.upper(), instance_id) for node in nodes if node]
 
     def _listen_instance(self, signature: str, instance_id: str, on_data: Callable[..., Any] | None,
-                         on_notification: Callable[..., Any] | None) -> None:
+                         on_notification: Callable[..., Any] | None) -> list[Callable[[], None]]:
+        """Register the instance's callbacks; returns their removers (also kept for the pipeline's close)."""
         d = self.session.dispatcher
+        added = []
         for key in self._instance_keys(signature, instance_id):  # messages may name the node either way
             if on_data is not None:
-                self._removers.append(d.add("instance_data", key, on_data))
+                added.append(d.add("instance_data", key, on_data))
             if on_notification is not None:
-                self._removers.append(d.add("instance_notification", key, on_notification))
+                added.append(d.add("instance_notification", key, on_notification))
+        self._removers.extend(added)
+        self._instance_removers.setdefault((signature.upper(), instance_id), []).extend(added)
+        return added
 
     def _deploy(self, description: str, extra: list[Expectation] | None = None, *,
                 config: PipelineConfig | None = None) -> Confirmation:
@@ -237,17 +249,19 @@ class Pipeline:
         """
         self._check_open()
         inst_cfg = InstanceConfig.create(signature, instance_id, params or {}, **kwargs)
-        listening = len(self._removers)
-        self._listen_instance(signature, instance_id, on_data, on_notification)
+        added = self._listen_instance(signature, instance_id, on_data, on_notification)
         try:
-            conf = self._deploy(
-                f"start {signature}/{instance_id} in {self.name!r} on {self.e2id}",
-                [Expectation(self.e2id, ExpectedResponse.instance_configured(self.name, signature, instance_id))],
-                config=self.config.with_instance(inst_cfg))
+            with self._edit:
+                conf = self._deploy(
+                    f"start {signature}/{instance_id} in {self.name!r} on {self.e2id}",
+                    [Expectation(self.e2id, ExpectedResponse.instance_configured(self.name, signature, instance_id))],
+                    config=self.config.with_instance(inst_cfg))
         except Pye2Error:
-            for remove in self._removers[listening:]:
+            for remove in added:
                 remove()
-            del self._removers[listening:]
+            self._removers[:] = [r for r in self._removers if r not in added]
+            mine = self._instance_removers.get((signature.upper(), instance_id), [])
+            mine[:] = [r for r in mine if r not in added]
             raise
         inst = Instance(self, signature, instance_id, conf)
         self.instances[(signature.upper(), instance_id)] = inst
@@ -261,19 +275,20 @@ class Pipeline:
         if instance_id is None:
             handle = parse_instance_handle(str(signature))
             signature, instance_id = handle.signature, handle.instance_id
-        real_sig = next((i.signature for i in self.config.instances
-                         if i.signature.upper() == signature.upper() and i.instance_id == instance_id), signature)
-        conf = self._deploy(f"stop {real_sig}/{instance_id} in {self.name!r} on {self.e2id}",
-                            config=self.config.without_instance(real_sig, instance_id))
+        with self._edit:
+            real_sig = next((i.signature for i in self.config.instances
+                             if i.signature.upper() == signature.upper() and i.instance_id == instance_id), signature)
+            conf = self._deploy(f"stop {real_sig}/{instance_id} in {self.name!r} on {self.e2id}",
+                                config=self.config.without_instance(real_sig, instance_id))
         self.instances.pop((real_sig.upper(), instance_id), None)
-        keys = self._instance_keys(real_sig, instance_id)
+        # just the callbacks registered so far: an instance started again under the same id keeps its own
+        removers = self._instance_removers.pop((real_sig.upper(), instance_id), [])
 
         def forget(done: Confirmation) -> None:
             # payloads the instance sent before the node applied the stop still reach its callbacks
             if done.ok:
-                for key in keys:
-                    self.session.dispatcher.remove_key("instance_data", key)
-                    self.session.dispatcher.remove_key("instance_notification", key)
+                for remove in removers:
+                    remove()
 
         conf.add_done_callback(forget)
         return conf
@@ -376,7 +391,8 @@ class Pipeline:
         """
         code = _read_code(plain_code, plain_code_path)
         b64 = code_to_base64(code, check=True)
-        instance_id = f"{self.name}_rest_custom_exec_synchronous_0"
+        # an instance of its own per call: calls one after another, or at once, never share one
+        instance_id = f"{self.name}_rest_custom_exec_synchronous_{next(self._exec_ids)}"
         box: dict[str, Any] = {}
 
         def on_data(_pipe: Pipeline, payload: Payload) -> None:
@@ -390,7 +406,8 @@ class Pipeline:
         now = self.session.clock.time() if self.session.clock else 0.0
         self.start_plugin_instance(
             signature=REST_SIGNATURE, instance_id=instance_id, on_data=on_data,
-            params={**(params or {}), "REQUEST": {"DATA": {"CODE": b64}, "TIMESTAMP": now},
+            # a real node runs an instance of a Void pipeline only when it allows empty inputs
+            params={"ALLOW_EMPTY_INPUTS": True, **(params or {}), "REQUEST": {"DATA": {"CODE": b64}, "TIMESTAMP": now},
                     "RESULT_KEY": "REST_EXECUTION_RESULT", "ERROR_KEY": "REST_EXECUTION_ERROR"},
         )
         limit = self.session.command_timeout if timeout is None else timeout

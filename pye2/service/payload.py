@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from collections import UserDict
 from typing import Any
 
 from pye2.errors import DecodeError, ExtraMissing
@@ -44,32 +43,46 @@ def _decode_image(text: Any) -> Any:
     return img
 
 
-class Payload(UserDict[str, Any]):
-    """A message from a node, as a dict, plus helpers.
+class Payload(dict[str, Any]):
+    """A message from a node: a ``dict`` (it pickles, copies and ``json.dumps`` as one), plus helpers.
 
     ``payload.IMG`` reads ``payload["IMG"]`` (and assignment writes it);
-    missing keys raise AttributeError.
+    missing keys raise AttributeError. Keys that are also dict method names
+    (``keys``, ``items``...) are read with ``payload["keys"]``. ``payload.data``
+    is the payload itself (what the original SDK's ``UserDict``-based payload gave).
     """
 
-    def __init__(self, data: Any = None, /, **kwargs: Any) -> None:
-        # UserDict's own __init__ copies key by key through __setitem__; one dict() call does it in C.
-        super().__setattr__("data", dict(data) if data is not None else {})
-        if kwargs:
-            self.data.update(kwargs)
+    __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name == "data":
+        if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self.data[name]
+            return self[name]
         except KeyError:
             raise AttributeError(f"payload has no key {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "data" or name.startswith("_"):
-            super().__setattr__(name, value)
-        else:
-            self.data[name] = value
+        if name.startswith("_"):
+            raise AttributeError(f"cannot set {name!r} on a payload")
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self[name]
+        except KeyError:
+            raise AttributeError(f"payload has no key {name!r}") from None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The payload itself (kept for code written against the original SDK's ``UserDict``)."""
+        return self
+
+    def copy(self) -> Payload:
+        return Payload(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Payload, (dict(self),))
 
     def get_image_as_PIL(self, key: str = "IMG") -> Any:
         """The image under ``key`` as a PIL image; None if absent. A list gives its first image."""
