@@ -1,9 +1,13 @@
-"""The ``plugin`` object that custom code sees on a simulated node.
+"""The API behind the ``plugin`` object that custom code sees on a simulated node.
 
 A real node hands custom code the plugin instance itself; here it is a
 :class:`PluginApi` built per instance (it survives reconfiguration, so the
 caches do too) that exposes the same surface the README tutorials and PyE2
-examples use (node.md section 7 and 8):
+examples use (node.md section 7 and 8). Custom code never holds it: it gets
+:func:`~.facade.plugin_facade` of it, which exposes exactly
+:data:`CUSTOM_CODE_METHODS`, :data:`CUSTOM_CODE_VALUES` and
+:data:`CUSTOM_CODE_MODULES` (the node, its identity and its transport stay
+out of reach):
 
 * ``cfg_<key>``: read-only view of every key of the instance config
   (lower-cased; a key never configured raises ``AttributeError``);
@@ -39,7 +43,14 @@ from pye2.errors import ConfigError, ExtraMissing
 if TYPE_CHECKING:
     from pye2_transport_memory.node.plugin_base import InputItem, PluginContext
 
-__all__ = ["ONLINE_WINDOW", "PluginApi", "clock_datetime"]
+__all__ = [
+    "CUSTOM_CODE_METHODS",
+    "CUSTOM_CODE_MODULES",
+    "CUSTOM_CODE_VALUES",
+    "ONLINE_WINDOW",
+    "PluginApi",
+    "clock_datetime",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +58,23 @@ logger = logging.getLogger(__name__)
 ONLINE_WINDOW = 60.0
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+#: methods of :class:`PluginApi` custom code may call through ``plugin``
+CUSTOM_CODE_METHODS = (
+    "get_stream_id", "get_signature", "get_instance_id", "time", "sleep", "uuid", "P", "now_str",
+    "dataapi_inputs", "dataapi_struct_datas", "dataapi_struct_data", "dataapi_images", "dataapi_image",
+    "dataapi_inputs_metadata", "deapi_get_wokers", "deapi_get_workers",
+    "cmdapi_register_command", "cmdapi_start_pipeline", "cmdapi_start_simple_custom_pipeline",
+    "cmdapi_archive_pipeline", "cmdapi_stop_pipeline", "cmdapi_update_instance_config",
+    "cmdapi_send_instance_command",
+)
+#: values custom code may read through ``plugin`` (besides ``cfg_*``)
+CUSTOM_CODE_VALUES = (
+    "int_cache", "obj_cache", "str_cache", "float_cache", "state", "datetime", "timedelta", "timezone",
+    "deque", "defaultdict", "node_addr", "e2_addr", "ee_id", "e2_id",
+)
+#: helpers custom code gets as restricted views (no submodules, file I/O or process-wide settings)
+CUSTOM_CODE_MODULES = ("np", "json", "re", "deepcopy")
 
 
 def clock_datetime(clock: Callable[[], float]) -> type[_dt.datetime]:

@@ -6,34 +6,48 @@ source; it is checked by the nodes' AST checker (violations are reported in
 cooperative ``plugin.sleep(0.001)`` is inserted after every loop header; code
 with a top-level ``return`` is wrapped in a function whose return value
 becomes the result; it runs with ``exec`` in a fresh namespace per call
-holding ``plugin`` (a :class:`~.api.PluginApi`) and a ``print`` that writes
-to the node log; the result is the first of ``__result``, ``_result``,
-``result`` found there.
+holding ``plugin`` and a ``print`` that writes to the node log; the result is
+the first of ``__result``, ``_result``, ``result`` found there.
+
+Stricter than a real node (issue 12: a simulator shares a process, a laptop
+or a CI machine with keys and brokers), see :mod:`.sandbox`: code the node's
+checker accepts is checked again by :func:`~.sandbox.check_sandbox` (same
+``{text: [lines]}`` report); it runs with curated builtins, under a step and
+time budget (:class:`~.sandbox.SandboxLimits`, ``LIMITS`` of the plugin
+class: subclass and register it to change them) and, on Linux, a memory
+window; ``plugin`` is :func:`~.facade.plugin_facade` of the instance's
+:class:`~.api.PluginApi`, never the node; results leave as plain data. Code
+that runs past its budget is stopped and reported like any failing code.
 
 Errors and the node (contract, duck-typed so the node needs no import from
-here): when the code cannot be decoded, is refused by the checker or raises,
-``process`` raises :class:`PluginProcessError`. Its ``payload`` (the
-``EXEC_*`` body, keys already upper case) must be published first, then the
-node sends its ``EXCEPTION`` notification "Exception in <stream=...>" with
-``info`` as ``INFO`` and backs the instance off ``backoff`` seconds (10, as a
-real node). Any other exception from ``process`` has no payload.
+here): when the code cannot be decoded, is refused by a checker, raises or
+runs past its budget, ``process`` raises :class:`PluginProcessError`. Its
+``payload`` (the ``EXEC_*`` body, keys already upper case) must be published
+first, then the node sends its ``EXCEPTION`` notification
+"Exception in <stream=...>" with ``info`` as ``INFO`` and backs the instance
+off ``backoff`` seconds (10, as a real node). Any other exception from
+``process`` has no payload.
 
-The code runs inline on the node's timer (no helper thread), so custom code
-is trusted to terminate: the simulator, like a real node, has no timeout.
+The code runs inline on the node's timer (no helper thread); the budget, not
+the code, decides when it ends (a real node has no timeout).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import importlib
 import logging
 import traceback
+import types
 from typing import Any, ClassVar
 
 from pye2.errors import DecodeError, PluginError
 from pye2_transport_memory.node.plugin_base import InputItem, PluginContext, SimPlugin
 from pye2_transport_memory.node.plugins.api import PluginApi
+from pye2_transport_memory.node.plugins.facade import plugin_facade
+from pye2_transport_memory.node.plugins.sandbox import Sandbox, SandboxLimits, check_sandbox, harden, plain_data
 
 __all__ = ["BAD_BASE64", "CustomExec01", "PluginProcessError", "RestCustomExec01", "prepare_code"]
 
@@ -44,6 +58,9 @@ BAD_BASE64 = "Provided ascii data is not a valid base64 object"
 SLEEP_ON_ERRORS = 10.0
 _RESULT_NAMES = ("__result", "_result", "result")
 _WRAPPER = "__exec_code__"
+#: bounds of the traceback reported for failing code (exceptions in a chain, characters)
+_MAX_CHAIN = 3
+_MAX_ERROR_CHARS = 20_000
 
 
 class PluginProcessError(PluginError):
@@ -111,10 +128,11 @@ class _LoopYield(ast.NodeTransformer):
 
 
 def prepare_code(source: str) -> Any:
-    """Rewrite and compile checked source as a node does; returns a code object.
+    """Rewrite and compile checked source as a node does, then harden it; returns a code object.
 
     Line numbers are those of the client's source (the rewriting is done on
-    the tree), so tracebacks point at the client's lines.
+    the tree), so tracebacks point at the client's lines. The result is
+    meant for :meth:`~.sandbox.Sandbox.run` (it calls the sandbox's helpers).
 
     Raises:
         DecodeError: the source does not compile (the checker normally
@@ -139,7 +157,7 @@ def prepare_code(source: str) -> Any:
             ast.copy_location(func, body[0])
             ast.copy_location(call, body[-1])
             tree = ast.Module(body=[func, call], type_ignores=[])
-        ast.fix_missing_locations(tree)
+        tree = harden(tree)
         return compile(tree, "<string>", "exec")
     except (SyntaxError, ValueError, TypeError, RecursionError) as exc:
         raise DecodeError(f"custom code does not compile: {exc}") from exc
@@ -148,9 +166,10 @@ def prepare_code(source: str) -> Any:
 class _CodeRunner:
     """Decodes, checks and runs one instance's code; caches the compiled form per CODE."""
 
-    def __init__(self, api: PluginApi, log: Any) -> None:
+    def __init__(self, api: PluginApi, log: Any, limits: SandboxLimits) -> None:
         self.api = api
-        self._log = log
+        self.plugin = plugin_facade(api)
+        self.sandbox = Sandbox(limits, log)
         self._cache_key: str | None = None
         self._cached: tuple[Any, str | None, Any] = (None, None, None)  # (code obj, source, errors)
 
@@ -164,7 +183,8 @@ class _CodeRunner:
         except DecodeError:
             prepared: tuple[Any, str | None, Any] = (None, None, BAD_BASE64)
         else:
-            errors = check_code(source)
+            # The node's verdict first, with its exact texts; the simulator's stricter rules after.
+            errors = check_code(source) or check_sandbox(source)
             if errors:
                 prepared = (None, source, dict(errors))
             else:
@@ -175,24 +195,50 @@ class _CodeRunner:
         self._cache_key, self._cached = b64, prepared
         return prepared
 
-    def _print(self, *args: Any, sep: str = " ", end: str = "\n", **_: Any) -> None:
-        self._log(sep.join(str(a) for a in args))
-
     def run(self, b64: str) -> tuple[Any, Any, list[str], str | None]:
         """Run the code once: ``(result, errors, warnings, source)``."""
         code, source, errors = self._prepare(b64)
         if errors is not None:
             return None, errors, [], source
-        namespace: dict[str, Any] = {"plugin": self.api, "print": self._print}
-        # Running client code is this plugin's job; any failure of it is reported, as a node does.
+        if "np" in _names(code):  # import numpy before the memory window opens (its import maps a lot)
+            with contextlib.suppress(ImportError):  # no numpy: the code meets ExtraMissing itself
+                self.api.np  # noqa: B018
+        namespace = self.sandbox.namespace(self.plugin)
         try:
-            exec(code, namespace)  # noqa: S102
-        except (Exception, SystemExit):  # noqa: BLE001 - SystemExit must not stop the simulated node
-            return None, traceback.format_exc(), [], source
-        for name in _RESULT_NAMES:
-            if name in namespace:
-                return namespace[name], None, [], source
-        return None, None, [], source
+            self.sandbox.run(code, namespace)
+            result = next((namespace[name] for name in _RESULT_NAMES if name in namespace), None)
+            result = plain_data(result, max_depth=self.sandbox.limits.max_result_depth)
+        except KeyboardInterrupt:
+            raise  # the code cannot raise it (not in its builtins): a real Ctrl-C
+        # Running client code is this plugin's job; any failure of it (SystemExit, the budget's
+        # BaseException...) is reported, as a node does, and never stops the simulated node.
+        except BaseException as exc:  # noqa: BLE001
+            return None, _failure_text(exc), [], source
+        return result, None, [], source
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """Every name a code object and the code objects inside it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def _failure_text(exc: BaseException) -> str:
+    """The traceback a node reports, bounded: code that keeps catching and raising builds long chains."""
+    link: BaseException | None = exc
+    for _ in range(_MAX_CHAIN - 1):
+        link = None if link is None else (link.__cause__ or link.__context__)
+    if link is not None:
+        link.__cause__ = link.__context__ = None
+        link.__suppress_context__ = True
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if len(text) > _MAX_ERROR_CHARS:
+        head, tail = _MAX_ERROR_CHARS // 4, _MAX_ERROR_CHARS * 3 // 4
+        text = f"{text[:head]}\n... ({len(text) - head - tail} characters cut) ...\n{text[-tail:]}"
+    return text
 
 
 def _error_info(errors: Any, source: str | None) -> str:
@@ -218,11 +264,13 @@ class CustomExec01(SimPlugin):
         "DEBUG_EXEC": False,
         "SEND_MANIFEST_EACH": 300,
     }
+    #: budgets of one execution (the simulator operator's choice, not the client's)
+    LIMITS: ClassVar[SandboxLimits] = SandboxLimits()
 
     def __init__(self, ctx: PluginContext) -> None:
         super().__init__(ctx)
         self.api = PluginApi(ctx)
-        self._runner = _CodeRunner(self.api, ctx.node.log)
+        self._runner = _CodeRunner(self.api, ctx.node.log, self.LIMITS)
         self.iteration = 0
         self._idle_since: float | None = ctx.node.time()
 
@@ -300,11 +348,13 @@ class RestCustomExec01(SimPlugin):
         "DEBUG_EXEC": False,
         "REQUEST": None,
     }
+    #: budgets of one execution (the simulator operator's choice, not the client's)
+    LIMITS: ClassVar[SandboxLimits] = SandboxLimits()
 
     def __init__(self, ctx: PluginContext) -> None:
         super().__init__(ctx)
         self.api = PluginApi(ctx)
-        self._runner = _CodeRunner(self.api, ctx.node.log)
+        self._runner = _CodeRunner(self.api, ctx.node.log, self.LIMITS)
         self._done: Any = None
 
     def process(self, inputs: list[InputItem]) -> dict[str, Any] | None:
