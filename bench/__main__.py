@@ -23,6 +23,9 @@ from typing import Any
 
 from bench.config import RATIO1_VERSION, REPO, SDKS, BenchConfig, parse_broker
 from bench.corpus import ensure_corpus
+
+#: distinct messages per node in the ingest corpus (each heartbeat and payload numbered and signed anew)
+INGEST_ROUNDS = 40
 from bench.ingest import SearchPlan, rate_search
 from bench.latency import cmd_latency
 from bench.loss import loss_figure, rounds_needed
@@ -163,7 +166,14 @@ def run(cfg: BenchConfig, figures: list[str], plan: Plan) -> dict[str, Any]:
     meta["sizes"] = {"ingest_nodes": plan.ingest_nodes, "mem_nodes": plan.mem_nodes, "sim_nodes": plan.sim_nodes,
                      "sim_seconds": plan.sim_seconds, "step_seconds": plan.step_seconds,
                      "loss_ladder": plan.loss_ladder, "cmd_n": plan.cmd_n}
-    corpus = ensure_corpus(cfg.cache, plan.ingest_nodes)
+    corpus = ensure_corpus(cfg.cache, plan.ingest_nodes, rounds=INGEST_ROUNDS)
+    # The load generator loops over the corpus: a message comes again one loop (nodes x rounds of its
+    # kind) later. pye2 refuses a copy of a message it still remembers (a replay), so its sink remembers
+    # fewer than a loop, and each comes back as a user's session would take it after that time. The check
+    # costs the same per message whatever the bound (a hash and an ordered-dict step).
+    cfg.pye2_env.setdefault("PYE2_BENCH_REPLAY_MEMORY", str(plan.ingest_nodes * INGEST_ROUNDS // 2))
+    meta["sizes"]["ingest_rounds"] = INGEST_ROUNDS
+    meta["sizes"]["pye2_replay_memory"] = int(cfg.pye2_env["PYE2_BENCH_REPLAY_MEMORY"])
     if "ratio1" in cfg.sdks:
         meta["corpus_check_ratio1"] = _check_corpus_with_ratio1(cfg, corpus)
     profiler = None

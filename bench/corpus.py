@@ -240,7 +240,9 @@ def ensure_corpus(cache: Path, nodes: int, *, seed: int = 0, rounds: int = 1) ->
 
     ``rounds`` > 1 gives every node that many payloads numbered ``EE_MESSAGE_SEQ``
     1..rounds, in round order (round 1 of every node, then round 2...), each
-    round with the node's heartbeat again: replayed once in file order, each
+    round with the node's heartbeat again (the same status, numbered with the
+    round and signed again, so no two messages of a corpus are the same: pye2
+    refuses a copy of a message it accepted as a replay): replayed once in file order, each
     node's payload numbers only go up, as a real node's do, so a consumer that
     detects sequence gaps sees exactly the payloads lost on the way.
     """
@@ -262,10 +264,13 @@ def ensure_corpus(cache: Path, nodes: int, *, seed: int = 0, rounds: int = 1) ->
                 if seq == 1:
                     node_id = f"bench-node-{i:05d}"
                     signer, address = _node_signer(seed, i)
-                    hb = sign_message(heartbeat_body(rnd, node_id, address), signer, profile=RATIO1)
-                    known.append((node_id, signer, address, hb if rounds > 1 else {}))  # reused by later rounds
+                    body_hb = heartbeat_body(rnd, node_id, address)
+                    hb = sign_message(body_hb, signer, profile=RATIO1)
+                    known.append((node_id, signer, address, body_hb if rounds > 1 else {}))  # reused by later rounds
                 else:
-                    node_id, signer, address, hb = known[i]
+                    # the same status, numbered and signed again: a consumer that refuses replays takes it
+                    node_id, signer, address, body_hb = known[i]
+                    hb = sign_message(dict(body_hb, EE_MESSAGE_SEQ=seq), signer, profile=RATIO1)
                 body = payload_body(rnd, node_id, seq)
                 msgs = [("hb", hb), ("pl", sign_message(body, signer, profile=RATIO1))]
                 if seq == 1 and i < TAMPERED:

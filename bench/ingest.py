@@ -20,6 +20,7 @@ fresh consumer, warmed with every corpus message once at 1,000 msg/s.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -58,15 +59,30 @@ class Tracker:
     def __init__(self, sink: SinkProcess) -> None:
         self.sink = sink
         self.expected = accounted(sink.snap())
+        #: where the next step starts in each selection of the corpus: every step goes on where the last one
+        #: stopped, so a message comes again only a whole loop later (pye2 refuses a copy it still remembers)
+        self.offsets: dict[str, int] = {}
 
     def drain(self, max_wait: float = 60.0) -> bool:
         """Let the sink catch up with everything sent so far (or stop making progress)."""
         return self.sink.wait_settled(self.expected, idle=2.0, max_wait=max_wait)
 
 
+def _rounds_and_nodes(corpus: Path) -> tuple[int, int]:
+    with corpus.open(encoding="utf-8") as f:
+        header = json.loads(f.readline())
+    return int(header.get("rounds", 1)), int(header["nodes"])
+
+
 def warm(cfg: BenchConfig, tracker: Tracker, corpus: Path) -> None:
-    """Every corpus message once at a low rate: the consumer learns every node before timing."""
-    g = run_loadgen(corpus, "mix", host=cfg.host, port=cfg.port, rate=1000, once=True)
+    """The corpus's last round once at a low rate: the consumer learns every node before timing.
+
+    The last round, so that the timed steps (which start at the first) meet
+    it again only a whole loop later.
+    """
+    rounds, nodes = _rounds_and_nodes(corpus)
+    g = run_loadgen(corpus, "mix", host=cfg.host, port=cfg.port, rate=1000, count=2 * nodes,
+                    skip=2 * nodes * (rounds - 1))
     tracker.expected += g["sent"]
     tracker.drain(max_wait=120)
 
@@ -81,7 +97,9 @@ def run_step(cfg: BenchConfig, tracker: Tracker, plan: SearchPlan, rate: float) 
     b0 = pid_cpu_seconds(broker) if broker else None
     s0 = sink.snap()
     t0 = time.time()
-    g = run_loadgen(plan.corpus, plan.kind, host=cfg.host, port=cfg.port, rate=rate, duration=plan.seconds)
+    g = run_loadgen(plan.corpus, plan.kind, host=cfg.host, port=cfg.port, rate=rate, duration=plan.seconds,
+                    skip=tracker.offsets.get(plan.kind, 0))
+    tracker.offsets[plan.kind] = tracker.offsets.get(plan.kind, 0) + g["sent"]
     t1 = time.time()
     s_end = sink.snap()
     b1 = pid_cpu_seconds(broker) if broker else None

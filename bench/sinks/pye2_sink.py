@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -38,6 +39,12 @@ def _stats_line(session: Any, detail: bool) -> dict[str, Any]:
     return line
 
 
+def _has_replay_memory() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pye2.domain.replay") is not None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the sink (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m bench.sinks.pye2_sink")
@@ -58,9 +65,13 @@ def main(argv: list[str] | None = None) -> None:
 
     rss_import = rss_bytes()
     # a throw-away key: the bench must not create or read ~/.pye2
+    # the load generator loops over its corpus: see bench/__main__.py (replays); a pye2 without replay
+    # memory has no such option
+    replay = os.environ.get("PYE2_BENCH_REPLAY_MEMORY")
+    options = {"replay_memory": int(replay)} if replay and _has_replay_memory() else {}
     session = Session(profile="RATIO1", transport=f"mqtt://{a.host}:{a.port}", verify="strict",
                       identity=Identity.generate(), name=f"bench-{SDK}", on_heartbeat=rt.on_heartbeat,
-                      on_payload=rt.on_payload, online_timeout=3600.0, encrypt_comms=a.encrypt)
+                      on_payload=rt.on_payload, online_timeout=3600.0, encrypt_comms=a.encrypt, **options)
     session.connect()
     rt.start_stdin_reader()
     rt.emit({"ready": True, "sdk": SDK, "version": pye2.__version__, "address": session.identity.address(session.profile),
