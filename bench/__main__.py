@@ -74,6 +74,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="py-spy the pye2 sink at its max payload rate")
     ap.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="loopback MQTT broker URL")
     ap.add_argument("--cache", type=Path, default=None, help="corpora, venvs, logs (default bench/.cache)")
+    ap.add_argument("--pye2-src", type=Path, default=None,
+                    help="run the pye2 sinks on the pye2 in this source tree (e.g. a git worktree of an older commit)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     unknown = set(a.figures.split(",")) - set(FIGURES)
@@ -201,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                       sdks=(a.only,) if a.only else SDKS, profile=a.profile)
     if a.cache is not None:
         cfg.cache = a.cache
+    if a.pye2_src is not None:
+        cfg.pye2_src = a.pye2_src.resolve()
     figures = [f for f in FIGURES if f in a.figures.split(",")]
     out = run(cfg, figures, plan)
     table = render(out["figures"], out["meta"])

@@ -59,6 +59,8 @@ class BenchConfig:
     notes: list[str] = field(default_factory=list)
     #: extra environment of the pye2 sinks (e.g. ``PYE2_VERIFY_WORKERS`` for the ``ingest-pl-w`` figure)
     pye2_env: dict[str, str] = field(default_factory=dict)
+    #: another pye2 source tree for the pye2 sinks (``--pye2-src``: a before/after comparison in one run)
+    pye2_src: Path | None = None
 
     @property
     def pye2_python(self) -> Path:
@@ -79,6 +81,8 @@ class BenchConfig:
         env["PYTHONPATH"] = str(REPO)
         if sdk == "pye2":
             env.update(self.pye2_env)
+            if self.pye2_src is not None:  # found before the installed pye2; the bench itself stays this one
+                env["PYTHONPATH"] = f"{self.pye2_src}{os.pathsep}{REPO}"
         if sdk == "ratio1":
             home = self.cache / "ratio1-home"
             home.mkdir(parents=True, exist_ok=True)

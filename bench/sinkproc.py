@@ -8,6 +8,7 @@ instead of polling. The child's stderr goes to ``bench/.cache/logs/``.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import threading
 import time
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from bench.config import REPO, BenchConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SinkError", "SinkProcess", "accounted"]
 
@@ -68,6 +71,9 @@ class SinkProcess:
             with self._cond:
                 if line.get("ready"):
                     self.ready = line
+                    if "pye2_path" in line:
+                        log.info("pye2 sink runs %s %s from %s", line.get("sdk"), line.get("version"),
+                                 line["pye2_path"])
                 elif "t" in line and "hb" in line:
                     self.last = line
                     self.history.append(line)

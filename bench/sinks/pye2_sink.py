@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
                       on_payload=rt.on_payload, online_timeout=3600.0, encrypt_comms=a.encrypt, **options)
     session.connect()
     rt.start_stdin_reader()
-    rt.emit({"ready": True, "sdk": SDK, "version": pye2.__version__, "address": session.identity.address(session.profile),
+    rt.emit({"ready": True, "sdk": SDK, "version": pye2.__version__, "pye2_path": os.path.dirname(pye2.__file__),
+             "address": session.identity.address(session.profile),
              "rss_start": rt.rss_start, "rss_import": rss_import,
              "rss_connected": rss_bytes()})
     try:
