@@ -81,8 +81,8 @@ class BenchConfig:
         env["PYTHONPATH"] = str(REPO)
         if sdk == "pye2":
             env.update(self.pye2_env)
-            if self.pye2_src is not None:  # found before the installed pye2; the bench itself stays this one
-                env["PYTHONPATH"] = f"{self.pye2_src}{os.pathsep}{REPO}"
+            if self.pye2_src is not None:  # put first on sys.path by the sink itself; the bench stays this one
+                env["PYE2_BENCH_SRC"] = str(self.pye2_src)
         if sdk == "ratio1":
             home = self.cache / "ratio1-home"
             home.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     rt = SinkRuntime(SDK)
+    src = os.environ.get("PYE2_BENCH_SRC")
+    if src:  # --pye2-src: that tree's pye2 and transports, before the bench's own folder and the venv's
+        sys.path.insert(0, src)
     import pye2
     from pye2 import Identity, Session
 
