@@ -164,6 +164,9 @@ class _LastHeartbeat:
             return self._status or _NO_STATUS
         try:
             status = NodeStatus.of(source.decode() if isinstance(source, EncodedStatus) else source)
+            view_error = source.error if isinstance(source, HeartbeatView) else None
+            if view_error is not None:  # a view that failed to decode reads as its envelope alone
+                status = NodeStatus(error=str(view_error))
         except DecodeError as exc:
             status = NodeStatus(error=str(exc))
         self._status = status

@@ -17,6 +17,7 @@ from typing import Any
 
 from pye2.domain.codecs.code import DEFAULT_MAX_INFLATED, decompress_text
 from pye2.domain.codecs.heartbeat import decode_heartbeat
+from pye2.domain.codecs.heartbeat_view import restore_envelope
 from pye2.errors import DecodeError
 
 __all__ = ["MAX_CONTAINERS", "heartbeat_view"]
@@ -85,5 +86,7 @@ def heartbeat_view(message: Mapping[str, Any], text: str | None = None) -> dict[
                 text = None  # the domain function raises it in its own words
         inner = None if text is None else _parse(text)
         if inner is not None:
-            return {**message, **inner}
+            merged = {**message, **inner}
+            restore_envelope(merged, message)
+            return merged
     return decode_heartbeat(message)

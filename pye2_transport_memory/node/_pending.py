@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pye2.domain.codecs.code import DEFAULT_MAX_INFLATED
+from pye2.domain.codecs.heartbeat_view import PROTECTED_FIELDS
 from pye2_transport_memory.node._fastview import MAX_CONTAINERS, heartbeat_view
 
 __all__ = ["SUMMARY_KEYS", "PendingView", "pending_view", "summary_of"]
@@ -57,7 +58,10 @@ def summary_of(message: Mapping[str, Any], status: Mapping[str, Any]) -> dict[st
     summary: dict[str, Any] = {}
     try:
         for key in SUMMARY_KEYS:
-            if key in status:
+            if key in PROTECTED_FIELDS:  # the status never overrides these (nor adds them)
+                if key in message:
+                    summary[key] = message[key]
+            elif key in status:
                 summary[key] = _as_parsed(status[key])
             elif key in message:
                 summary[key] = message[key]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pye2.domain.codecs.code import DEFAULT_MAX_INFLATED, compress_text
-from pye2.domain.codecs.heartbeat_view import HeartbeatView, check_max_inflated, decode_status
+from pye2.domain.codecs.heartbeat_view import HeartbeatView, check_max_inflated, decode_status, restore_envelope
 from pye2.errors import ConfigError, DecodeError
 
 __all__ = [
@@ -118,7 +118,9 @@ def decode_heartbeat(
         raise DecodeError(f"v2 heartbeat needs ENCODED_DATA as a string, got {type(encoded).__name__}")
     if lazy:
         return HeartbeatView(message, encoded, check_max_inflated(max_inflated))
-    return {**message, **decode_status(encoded, max_inflated=max_inflated)}
+    merged = {**message, **decode_status(encoded, max_inflated=max_inflated)}
+    restore_envelope(merged, message)  # the status never overrides who signed what
+    return merged
 
 
 @dataclass(frozen=True)

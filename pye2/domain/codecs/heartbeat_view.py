@@ -15,8 +15,13 @@ form a node record keeps between heartbeats (the compressed text, about
 Decoding errors are the eager decoder's own (same types, same messages):
 :class:`~pye2.errors.DecompressionBomb` past the inflation cap, which still
 applies, and :class:`~pye2.errors.DecodeError` for text that is not
-base64 / zlib / UTF-8 / a JSON object. A view raises them on its first read
-and on every later one, without inflating again.
+base64 / zlib / UTF-8 / a JSON object. The eager decoder raises them; a view
+never does: on its first read it finds out, keeps the error in
+:attr:`HeartbeatView.error` and stays the envelope alone (so code reading it,
+such as a user's ``on_heartbeat``, sees a heartbeat without a status, never an
+exception; the session counts such a heartbeat as rejected). Fields of the
+status never override the envelope's :data:`PROTECTED_FIELDS` (who signed
+what, and when).
 """
 
 from __future__ import annotations
@@ -29,7 +34,21 @@ from typing import Any
 from pye2.domain.codecs.code import decompress_text
 from pye2.errors import ConfigError, DecodeError
 
-__all__ = ["EncodedStatus", "HeartbeatView", "check_max_inflated", "decode_status"]
+__all__ = ["PROTECTED_FIELDS", "EncodedStatus", "HeartbeatView", "check_max_inflated", "decode_status",
+           "restore_envelope"]
+
+#: envelope fields a heartbeat's status never overrides: who sent it, what was signed, when
+PROTECTED_FIELDS = ("EE_SENDER", "EE_ID", "EE_SIGN", "EE_HASH", "EE_TIMESTAMP", "EE_ETH_SENDER", "EE_ETH_SIGN",
+                    "SIGN_CANON_V", "EE_IS_ENCRYPTED", "EE_DEST")
+
+
+def restore_envelope(merged: dict[str, Any], envelope: Mapping[str, Any]) -> None:
+    """Put back (or remove) the :data:`PROTECTED_FIELDS` a status merged over ``envelope`` changed."""
+    for name in PROTECTED_FIELDS:
+        if name in envelope:
+            dict.__setitem__(merged, name, envelope[name])
+        else:
+            dict.pop(merged, name, None)
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
 
@@ -91,10 +110,11 @@ class HeartbeatView(dict[str, Any]):
     ``==``, ``repr``, ``dict(view)``, ``json.dumps``, copies) first inflates
     and parses ``ENCODED_DATA`` and merges the status over the envelope, as
     :func:`~pye2.domain.codecs.heartbeat.decode_heartbeat` does (the status
-    wins, ``ENCODED_DATA`` stays); so do writes, after which the view is an
-    ordinary dict. If the status cannot be decoded, that read and every later
-    one raise the decoder's error (:class:`~pye2.errors.DecodeError` or
-    :class:`~pye2.errors.DecompressionBomb`); ``repr`` alone never raises.
+    wins, except over :data:`PROTECTED_FIELDS`; ``ENCODED_DATA`` stays); so do
+    writes, after which the view is an ordinary dict. If the status cannot be
+    decoded, the view stays the envelope alone and :attr:`error` says why
+    (:class:`~pye2.errors.DecodeError` or :class:`~pye2.errors.DecompressionBomb`):
+    no read ever raises.
 
     :attr:`envelope`, :attr:`pending`, :attr:`error` and :meth:`compact` never
     decode. Code that bypasses a dict's methods and reads its storage
@@ -141,17 +161,16 @@ class HeartbeatView(dict[str, Any]):
         return EncodedStatus(self._encoded, self._max_inflated, fields or _NOTHING)
 
     def _decode(self) -> None:
-        state = self._state
-        if isinstance(state, DecodeError):
-            raise type(state)(*state.args)
-        if state is None:
-            return
+        if self._state is not True:
+            return  # decoded, or found undecodable: the view is what it is
         try:
             status = decode_status(self._encoded, max_inflated=self._max_inflated)
         except DecodeError as exc:
-            self._state = type(exc)(*exc.args)  # a copy without the traceback, which holds the inflated text
-            raise
+            # a copy without the traceback (it holds the inflated text); the view stays the envelope alone
+            self._state = type(exc)(*exc.args)
+            return
         dict.update(self, status)
+        restore_envelope(self, self._envelope)
         self._state = None
 
     # -- reads ------------------------------------------------------------------------
@@ -233,10 +252,10 @@ class HeartbeatView(dict[str, Any]):
 
     def __repr__(self) -> str:
         if self._state is not None:
-            try:
-                self._decode()
-            except DecodeError as exc:
-                return f"<HeartbeatView of {self._envelope.get('EE_ID')!r}: undecodable status ({exc})>"
+            self._decode()
+        error = self.error
+        if error is not None:
+            return f"<HeartbeatView of {self._envelope.get('EE_ID')!r}: undecodable status ({error})>"
         return dict.__repr__(self)
 
     # -- writes (decode first, then the view is a plain dict) ------------------------

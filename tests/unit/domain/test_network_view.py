@@ -88,8 +88,8 @@ def test_an_error_found_while_routed_is_kept_without_decoding_again() -> None:
     view = decode_heartbeat({"EE_ID": "n1", "HEARTBEAT_VERSION": "v2", "ENCODED_DATA": compress_text("[]")},
                             lazy=True)
     rec = net.heartbeat("n1", None, 1.0, view)
-    with pytest.raises(Exception, match="JSON list"):
-        view["CPU"]
+    assert view.get("CPU") is None  # a callback reading it finds no status, and no exception
+    assert "JSON list" in str(view.error)
     rec.settle()
     assert "JSON list" in (rec.status_error or "") and rec.pipelines is None
 
