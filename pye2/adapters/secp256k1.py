@@ -63,6 +63,10 @@ def _password_bytes(password: str | bytes | None) -> bytes | None:
     raise IdentityError(f"password must be str or bytes, not {type(password).__name__}")
 
 
+def _insecure_allowed() -> bool:
+    return os.environ.get("PYE2_ALLOW_INSECURE_KEY", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class Identity:
     """A secp256k1 private key that signs for one sender (the Signer port).
 
@@ -127,21 +131,33 @@ class Identity:
         return cls(key)
 
     @classmethod
-    def load(cls, path: PathLike, password: str | bytes | None = None) -> Identity:
+    def load(cls, path: PathLike, password: str | bytes | None = None, *, allow_insecure: bool = False) -> Identity:
         """Read a key file written by :meth:`save` (or by the original SDKs).
 
+        On POSIX a file that group or others may read or write is refused, as
+        OpenSSH refuses an unprotected private key: fix it with ``chmod 600``.
+        ``allow_insecure=True`` (or ``PYE2_ALLOW_INSECURE_KEY=1``) loads it anyway.
+
         Raises:
-            IdentityError: unreadable file, or see :meth:`from_pem`.
+            IdentityError: unreadable or unprotected file, or see :meth:`from_pem`.
         """
+        name = os.fspath(path)
         try:
-            data = Path(path).read_bytes()
+            with open(name, "rb") as f:
+                mode = os.fstat(f.fileno()).st_mode
+                data = f.read()
         except OSError as exc:
-            raise IdentityError(f"cannot read key file {os.fspath(path)!r}: {exc.strerror or exc}") from None
+            raise IdentityError(f"cannot read key file {name!r}: {exc.strerror or exc}") from None
+        if os.name == "posix" and mode & 0o077 and not (allow_insecure or _insecure_allowed()):
+            raise IdentityError(
+                f"UNPROTECTED PRIVATE KEY FILE: {name} is accessible by others (mode {mode & 0o777:o}); "
+                f"anyone who can read it can act as this identity. Fix it with: chmod 600 {name} "
+                f"(or, knowingly, PYE2_ALLOW_INSECURE_KEY=1 / Identity.load(..., allow_insecure=True))")
         try:
             identity = cls.from_pem(data, password)
         except IdentityError as exc:
-            raise IdentityError(f"key file {os.fspath(path)!r}: {exc}") from None
-        log.debug("loaded identity %s from %s", identity.address(AIXP), os.fspath(path))
+            raise IdentityError(f"key file {name!r}: {exc}") from None
+        log.debug("loaded identity %s from %s", identity.address(AIXP), name)
         return identity
 
     # -- persistence ----------------------------------------------------------------

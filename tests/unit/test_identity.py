@@ -112,6 +112,7 @@ def test_load_errors_are_identity_errors(tmp_path: Path) -> None:
         Identity.load(tmp_path / "missing.pem")
     garbage = tmp_path / "garbage.pem"
     garbage.write_bytes(b"not a key")
+    garbage.chmod(0o600)
     with pytest.raises(IdentityError, match="not a PEM private key"):
         Identity.load(garbage)
     p256 = ec.generate_private_key(ec.SECP256R1()).private_bytes(
@@ -197,3 +198,21 @@ def test_signer_backends_give_identical_signatures(seed: bytes, monkeypatch: pyt
     assert [fast.sign(d) for d in digests] == by_openssl
     assert fast._signer is not None and fast._signer.__self__.__class__.__name__ == "CoincurveSigner"
     assert openssl._signer == openssl._sign_openssl
+
+
+def test_a_key_file_others_can_read_is_refused_as_openssh_does(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYE2_ALLOW_INSECURE_KEY", raising=False)
+    me = Identity.generate()
+    path = me.save(tmp_path / "k.pem", "pw")
+    path.chmod(0o644)
+    with pytest.raises(IdentityError) as err:
+        Identity.load(path, "pw")
+    text = str(err.value)
+    assert f"chmod 600 {path}" in text and "BEGIN" not in text and "pw" not in text.replace(str(tmp_path), "")
+    assert Identity.load(path, "pw", allow_insecure=True).public_key == me.public_key
+    monkeypatch.setenv("PYE2_ALLOW_INSECURE_KEY", "1")
+    assert Identity.load(path, "pw").public_key == me.public_key
+    path.chmod(0o600)
+    monkeypatch.delenv("PYE2_ALLOW_INSECURE_KEY")
+    assert Identity.load(path, "pw").public_key == me.public_key
