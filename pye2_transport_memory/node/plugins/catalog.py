@@ -67,12 +67,22 @@ class SimpleEcho(SimPlugin):
         return out or None
 
 
+#: modules the optional plugins need -> the pye2 extra that installs them
+_EXTRAS = {"numpy": "images", "PIL": "images"}
+_WARNED: set[str] = set()
+
+
 def _optional(module: str, names: tuple[str, ...]) -> list[Any]:
     """``names`` from ``module``; [] (logged) when the module or a dependency is missing."""
     try:
         mod = importlib.import_module(f"{_PKG}.{module}")
     except ImportError as exc:
-        logger.warning("simulated node: %s unavailable (%s)", module, exc)
+        if module not in _WARNED:  # once per process, naming what to install
+            _WARNED.add(module)
+            missing = getattr(exc, "name", None) or str(exc)
+            extra = _EXTRAS.get(str(missing).split(".")[0])
+            logger.warning("simulated nodes: %s unavailable (%s is not installed)%s", ", ".join(names), missing,
+                           f"; install it with: pip install 'pye2[{extra}]'" if extra else f": {exc}")
         return []
     return [getattr(mod, name) for name in names]
 
