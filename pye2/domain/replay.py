@@ -35,7 +35,7 @@ DEFAULT_REPLAY_AGE = 600.0
 class ReplayGuard:
     """The digests accepted in the last ``max_age`` seconds, at most ``max_entries``."""
 
-    __slots__ = ("_seen", "max_age", "max_entries")
+    __slots__ = ("_next_sweep", "_seen", "max_age", "max_entries")
 
     def __init__(self, max_entries: int = DEFAULT_REPLAY_ENTRIES, max_age: float = DEFAULT_REPLAY_AGE) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 0:
@@ -45,6 +45,7 @@ class ReplayGuard:
         self.max_entries = max_entries
         self.max_age = float(max_age)
         self._seen: OrderedDict[int, float] = OrderedDict()
+        self._next_sweep = float("-inf")
 
     def check(self, digest: str | None, now: float) -> bool:
         """Remember the digest and return True if it is new; False if it was accepted recently (a replay).
@@ -61,12 +62,13 @@ class ReplayGuard:
                 return False
             del seen[key]
         seen[key] = now
-        limit = now - self.max_age
-        while seen:
-            oldest = next(iter(seen.values()))
-            if len(seen) <= self.max_entries and oldest >= limit:
-                break
+        if len(seen) > self.max_entries:
             seen.popitem(last=False)
+        if now >= self._next_sweep:  # by age: at most once a second (a digest may outstay its age by that much)
+            self._next_sweep = now + 1.0
+            limit = now - self.max_age
+            while seen and next(iter(seen.values())) < limit:
+                seen.popitem(last=False)
         return True
 
     def __len__(self) -> int:

@@ -205,6 +205,8 @@ class ConfirmationTracker:
 
     def pending_for(self, address: str) -> bool:
         """Whether a sent command to ``address`` still waits for its answer."""
+        if not self._open:  # the common case, read without the lock (a stale answer costs one heartbeat)
+            return False
         with self.cond:
             return any(exp.address is not None and same_address(exp.address, address)
                        for bucket in self._open.values() for exp, conf in bucket if not conf.done)
