@@ -17,7 +17,7 @@ import pytest
 
 from pye2 import Session
 from pye2.domain.profiles import RATIO1
-from pye2.errors import CommandTimeout
+from pye2.errors import NotAllowed
 from pye2.wire import Identity
 from pye2_transport_memory import cli
 from pye2_transport_memory.cli import add_sim_arguments, run_sim
@@ -138,8 +138,9 @@ def test_pye2_sim_on_mosquitto_takes_commands_only_from_its_allow_list(mqtt_url:
             assert all(s.wait_for_node(n, 30) for n in nodes)
         ok = sessions[0].create_pipeline(e2id=nodes[0], name="friend", wait=True)
         assert ok.confirmation.ok
-        with pytest.raises(CommandTimeout):  # NotAllowed would say so: the heartbeat lists only the friend
+        with pytest.raises(NotAllowed) as err:  # the heartbeat lists only the friend: refused by the next one
             sessions[1].create_pipeline(e2id=nodes[0], name="stranger", wait=True)
+        assert stranger.address(RATIO1) in str(err.value) and "--allow" in str(err.value)
         for s in sessions:
             s.close()
     finally:
