@@ -1,328 +1,420 @@
-"""``python -m bench.soak``: a session under hostile traffic for minutes, beside a genuine node.
+"""``python -m bench.soak``: one pye2 session under minutes of hostile traffic, beside a genuine node.
 
-Three kinds of process share the local Mosquitto under a private root topic:
+usage: python -m bench.soak [--seconds 180] [--rate 3000] [--host 127.0.0.1 --port 1883]
+                            [--node-rate 200] [--mix KIND=W,...,KIND=R/s] [--sizes KIND=BYTES,...]
+                            [--max-mbps 60] [--smoke] [--log FILE] [--json FILE]
 
-* the **session** under test (``python -m bench.soak session``): a pye2
-  ``Session`` (RATIO1, ``verify="strict"``) logging to a file; it reports its
-  peak RSS, the bytes of its log, what reached its payload callback and its
-  ``stats`` at the end;
-* a **genuine node** (``python -m bench.soak node``): a fixed key, a signed v2
-  heartbeat every 2 s and numbered payloads (``SOAK_N``, ``SOAK_SENT_AT``) at
-  ``--node-rate`` per second;
-* an **attacker** (``python -m bench.soak attack``) with keys of its own, at
-  ``--rate`` messages per second: payloads, heartbeats and notifications
-  claiming the genuine node (payloads marked ``SOAK_FORGED``), replays of the
-  node's own payloads captured from the broker, unsigned messages with a
-  unique 1 MB ``EE_SENDER`` full of line breaks and terminal escapes, heartbeats
-  from fresh keys with a 6 MB incompressible status, and 4 MB payloads (the
-  large ones a few per second).
+Processes (every one its own, as the bench sinks; all on the local broker, under
+a topic root unique to the run):
 
-The orchestrator (``python -m bench.soak``) runs them for ``--seconds`` and
-prints a table and one JSON line: peak RSS of the session, log bytes,
-genuine payloads sent / delivered / lost, their delivery latency (median,
-p99, max), forged payloads delivered and payloads delivered twice, and the
-session's counters. PASS/FAIL lines check peak RSS < 200 MB, nothing genuine
-lost, nothing forged or replayed delivered. Talks only to 127.0.0.1; every
-loop is bounded in time. Not part of CI (minutes); ``--smoke`` is a seconds-long
-run with small hostile sizes.
+* ``bench.soak_session``: the session under test (RATIO1, ``verify="strict"``,
+  logging to a file) that sorts what reaches its callbacks;
+* ``bench.soak_attackers node``: the genuine node (heartbeat every 2 s, numbered
+  payloads of ``soak-pipe`` at ``--node-rate``/s);
+* ``bench.soak_attackers flood|replay|bulk``: the attackers, ``--rate`` hostile
+  messages per second in all (see ``--mix``).
+
+The hostile mix (``--mix``): ``KIND=WEIGHT`` shares ``--rate`` among the small
+kinds (``forged_payload``, ``forged_heartbeat``, ``forged_notification``,
+``replay``); ``KIND=N/s`` sends the large kinds (``huge_sender`` ~1 MB unsigned
+senders with line breaks and escapes, ``big_status`` fresh keys with ~8 MB
+statuses, ``big_payload`` 4 MB payloads) N times a second, out of ``--rate``;
+their sizes are ``--sizes``. All hostile traffic together stays under
+``--max-mbps`` (MB/s; the large kinds are throttled to fit).
+
+Printed at the end: a table, PASS/FAIL lines (peak RSS < 200 MB, genuine lost
+== 0, forged delivered == 0, duplicates delivered == 0) and, last, one JSON
+line with every figure. The exit status is 0 whatever the figures (they are
+for humans), 1 only when the run itself broke. Only loopback brokers;
+every wait is bounded, and the run stops by itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
-import random
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-REPO = Path(__file__).resolve().parent.parent
-NODE = "soak-node"
-PIPE = "soak-pipe"
+from bench.config import DEFAULT_CACHE, REPO, parse_broker
+from bench.procstat import find_pid, pid_cpu_seconds
+from bench.soak_attackers import BIG_KINDS, FLOOD_KINDS, SMALL_KINDS, node_address
+
+__all__ = ["DEFAULT_MIX", "RESULT_KEYS", "main", "parse_mix", "parse_sizes"]
+
+DEFAULT_MIX = ("forged_payload=35,forged_heartbeat=15,forged_notification=15,replay=35,"
+               "huge_sender=3/s,big_status=1.5/s,big_payload=3/s")
+DEFAULT_SIZES = {"huge_sender": 1 << 20, "big_status": 8 << 20, "big_payload": 4 << 20}
+SMOKE_SIZES = {"huge_sender": 16 << 10, "big_status": 128 << 10, "big_payload": 64 << 10}
+#: rough signed size of one small hostile message (for the byte budget)
+_SMALL_BYTES = 3000
 RSS_LIMIT_MB = 200.0
+#: the keys the JSON line always has (tests/test_soak_smoke.py checks them)
+RESULT_KEYS = ("seconds", "rate", "mix", "sizes", "root", "peak_rss_mb", "log_bytes", "genuine_sent",
+               "genuine_delivered", "genuine_lost", "latency_ms", "forged_delivered", "duplicates_delivered",
+               "hostile_sent", "hostile_mb_per_s", "stats", "checks")
+_SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
-def _client(host: str, port: int, name: str) -> Any:
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{name}-{uuid.uuid4().hex[:8]}")
-    client.max_queued_messages_set(0)
-    client.connect(host, port)
-    client.loop_start()
-    return client
-
-
-def _node_key() -> Any:
-    from pye2.wire import Identity
-
-    return Identity.from_private_bytes(bytes.fromhex("11" * 32))
-
-
-def _heartbeat(identity: Any, name: str, seq: int, status: dict[str, Any] | None = None) -> bytes:
-    from pye2.wire import RATIO1, encode_heartbeat, sign_message
-
-    status = status or {"CPU": "soak", "DEVICE_STATUS": "ONLINE", "SECURED": True, "EE_WHITELIST": [],
-                        "CONFIG_STREAMS": [{"NAME": PIPE, "TYPE": "Void", "PLUGINS": []}]}
-    body = {"EE_ID": name, "EE_EVENT_TYPE": "HEARTBEAT", "EE_MESSAGE_SEQ": seq, **encode_heartbeat(status)}
-    return json.dumps(sign_message(body, identity, profile=RATIO1)).encode()
-
-
-def _payload(identity: Any, seq: int, **extra: Any) -> bytes:
-    from pye2.wire import RATIO1, sign_message
-
-    body = {"EE_ID": NODE, "EE_EVENT_TYPE": "PAYLOAD", "EE_MESSAGE_SEQ": seq, "STREAM": PIPE,
-            "SIGNATURE": "SOAK_SIG", "INSTANCE_ID": "inst", "EE_PAYLOAD_PATH": [NODE, PIPE, "SOAK_SIG", "inst"],
-            **extra}
-    return json.dumps(sign_message(body, identity, profile=RATIO1)).encode()
-
-
-# -- the genuine node ----------------------------------------------------------------------------------
-def run_node(a: argparse.Namespace) -> None:
-    identity = _node_key()
-    client = _client(a.host, a.port, "soak-node")
-    end = time.time() + a.seconds
-    n = hb = 0
-    next_hb = 0.0
-    gap = 1.0 / a.node_rate
-    next_pl = time.time()
-    while time.time() < end:
-        now = time.time()
-        if now >= next_hb:
-            hb += 1
-            client.publish(f"{a.root}/ctrl", _heartbeat(identity, NODE, hb))
-            next_hb = now + 2.0
-        if now >= next_pl:
-            n += 1
-            client.publish(f"{a.root}/payloads", _payload(identity, n, SOAK_N=n, SOAK_SENT_AT=now))
-            next_pl += gap
-        time.sleep(max(0.0, min(next_pl, next_hb) - time.time()))
-    time.sleep(0.5)
-    client.loop_stop()
-    print(json.dumps({"node_sent": n, "heartbeats": hb}), flush=True)
-
-
-# -- the attacker --------------------------------------------------------------------------------------
-def run_attack(a: argparse.Namespace) -> None:
-    from pye2.wire import RATIO1, Identity, sign_message
-
-    rnd = random.Random(7)
-    evil = Identity.generate()
-    client = _client(a.host, a.port, "soak-attacker")
-    captured: list[bytes] = []
-    client.on_message = lambda _c, _u, msg: captured.append(bytes(msg.payload)) if len(captured) < 5000 else None
-    client.subscribe(f"{a.root}/payloads")
-    big = 64 * 1024 if a.smoke else 4 * 1024 * 1024
-    sender_size = 16 * 1024 if a.smoke else 1024 * 1024
-    status_size = 256 * 1024 if a.smoke else 3 * 1024 * 1024
-    counts: dict[str, int] = {}
-    end = time.time() + a.seconds
-    gap = 1.0 / a.rate
-    slow_every = max(1, int(a.rate / 2))  # the large kinds: about 2 per second each
-    i = 0
-    t_next = time.time()
-    while time.time() < end:
-        i += 1
-        kind = rnd.choices(["payload", "heartbeat", "notification", "replay"], [5, 2, 2, 3])[0]
-        if i % slow_every == 0:
-            kind = ("unsigned_huge_sender", "fresh_key_big_status", "big_payload")[(i // slow_every) % 3]
-        if kind == "payload":
-            body = _payload(evil, 10**9 + i, SOAK_FORGED=True)
-            topic = "payloads"
-        elif kind == "heartbeat":
-            body = _heartbeat(evil, NODE, 10**9 + i)
-            topic = "ctrl"
-        elif kind == "notification":
-            msg = {"EE_ID": NODE, "EE_EVENT_TYPE": "NOTIFICATION", "NOTIFICATION_CODE": 4, "STREAM_NAME": PIPE,
-                   "NOTIFICATION": "archived", "EE_PAYLOAD_PATH": [NODE, PIPE, None, None], "SOAK_I": i}
-            body = json.dumps(sign_message(msg, evil, profile=RATIO1)).encode()
-            topic = "notif"
-        elif kind == "replay":
-            if not captured:
-                continue
-            body = rnd.choice(captured)
-            topic = "payloads"
-        elif kind == "unsigned_huge_sender":
-            sender = f"0xai_{i}\n2026-01-01 ERROR forged log line \x1b[31m" + "A" * sender_size
-            body = json.dumps({"EE_ID": f"x{i}", "EE_EVENT_TYPE": "PAYLOAD", "EE_SENDER": sender, "EE_SIGN": "x",
-                               "EE_HASH": "y", "STREAM": PIPE}).encode()
-            topic = "payloads"
-        elif kind == "fresh_key_big_status":
-            body = _heartbeat(Identity.generate(), f"bloat-{i}", 1,
-                              {"CPU": "x", "NOISE": os.urandom(status_size).hex()})
-            topic = "ctrl"
+def parse_mix(text: str, rate: float) -> dict[str, float]:
+    """``KIND=WEIGHT`` / ``KIND=N/s`` pairs -> messages per second of every kind (they add up to ``rate``)."""
+    weights: dict[str, float] = dict.fromkeys(SMALL_KINDS, 0.0)
+    per_s: dict[str, float] = dict.fromkeys(BIG_KINDS, 0.0)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, sep, value = item.partition("=")
+        kind = kind.strip().replace("-", "_")
+        if not sep:
+            raise ValueError(f"--mix item {item!r}: expected KIND=WEIGHT or KIND=N/s")
+        if kind in weights:
+            weights[kind] = float(value)
+        elif kind in per_s:
+            per_s[kind] = float(value.strip().removesuffix("/s"))
         else:
-            body = _payload(evil, 2 * 10**9 + i, SOAK_FORGED=True, BLOB="B" * big)
-            topic = "payloads"
-        client.publish(f"{a.root}/{topic}", body)
-        counts[kind] = counts.get(kind, 0) + 1
-        t_next += gap
-        delay = t_next - time.time()
-        if delay > 0:
-            time.sleep(delay)
-        elif delay < -1.0:
-            t_next = time.time()  # cannot keep up: do not burst to catch up
-    time.sleep(0.5)
-    client.loop_stop()
-    print(json.dumps({"attack_sent": counts}), flush=True)
+            raise ValueError(f"--mix: unknown kind {kind!r} (known: {', '.join((*SMALL_KINDS, *BIG_KINDS))})")
+    if any(v < 0 for v in (*weights.values(), *per_s.values())):
+        raise ValueError("--mix: negative weight or rate")
+    small = max(0.0, rate - sum(per_s.values()))
+    total_w = sum(weights.values())
+    out = {k: (small * w / total_w if total_w else 0.0) for k, w in weights.items()}
+    out.update(per_s)
+    return out
 
 
-# -- the session under test ---------------------------------------------------------------------------
-def _peak_rss_mb() -> float:
+def parse_sizes(text: str, base: dict[str, int]) -> dict[str, int]:
+    """``KIND=BYTES`` pairs (suffix K, M or G) over ``base``."""
+    sizes = dict(base)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, _, value = item.partition("=")
+        kind = kind.strip().replace("-", "_")
+        if kind not in sizes:
+            raise ValueError(f"--sizes: unknown kind {kind!r} (known: {', '.join(sizes)})")
+        value = value.strip().lower().removesuffix("b")
+        mult = _SUFFIX.get(value[-1:], 1)
+        sizes[kind] = int(float(value[:-1] if mult > 1 else value) * mult)
+    return sizes
+
+
+# ------------------------------------------------------------------------------------------ child process
+class _Child:
+    """One soak process: JSON lines from its stdout, commands to its stdin, stderr to a file."""
+
+    def __init__(self, name: str, args: list[str], logs: Path) -> None:
+        self.name = name
+        self.err_path = logs / f"{name}.stderr"
+        self._err: IO[str] = self.err_path.open("w", encoding="utf-8")
+        self.proc = subprocess.Popen([sys.executable, "-m", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._err, text=True, bufsize=1, cwd=REPO)
+        self.lines: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._reader = threading.Thread(target=self._read, name=f"soak-{name}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(line, dict):
+                with self._cond:
+                    self.lines.append(line)
+                    self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_line(self, pred: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any] | None:
+        """The first line (old or new) matching ``pred``, or None after ``timeout`` s or the child's exit."""
+        def found() -> dict[str, Any] | None:
+            return next((ln for ln in self.lines if pred(ln)), None)
+
+        with self._cond:
+            self._cond.wait_for(lambda: found() is not None or self._eof, timeout)
+            return found()
+
+    def last(self, key: str) -> dict[str, Any] | None:
+        """The latest line carrying ``key``."""
+        with self._cond:
+            return next((ln for ln in reversed(self.lines) if key in ln), None)
+
+    def wait_next(self, timeout: float) -> None:
+        """Until one more line arrives (or ``timeout``)."""
+        with self._cond:
+            n = len(self.lines)
+            self._cond.wait_for(lambda: len(self.lines) > n or self._eof, timeout)
+
+    def send(self, line: str) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
+    def stderr_tail(self) -> str:
+        self._err.flush()
+        return self.err_path.read_text("utf-8", errors="replace")[-1500:]
+
+    def close(self, timeout: float = 15.0) -> None:
+        """End the child: stdin closed, then (if it is still there) terminate, then kill: this pid only."""
+        try:
+            if self.proc.stdin is not None and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(5)
+        self._err.close()
+
+
+class SoakBroke(RuntimeError):
+    """The run itself failed (a process died or never answered)."""
+
+
+# ------------------------------------------------------------------------------------------------ the run
+def _scan_log(path: Path) -> dict[str, Any]:
+    """Size, lines, longest line, raw ESC bytes and forged log lines (``SOAK-INJECTED`` at a line start)."""
+    size = lines = longest = esc = injected = 0
+    current = 0
+    tail = b"\n"
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            size += len(chunk)
+            esc += chunk.count(b"\x1b")
+            injected += (tail + chunk).count(b"\nSOAK-INJECTED")
+            tail = chunk[-1:]
+            parts = chunk.split(b"\n")
+            for part in parts[:-1]:
+                longest = max(longest, current + len(part))
+                current = 0
+                lines += 1
+            current += len(parts[-1])
+    longest = max(longest, current)
+    return {"log_bytes": size, "log_lines": lines + (1 if current else 0), "log_longest_line": longest,
+            "log_escape_bytes": esc, "log_injected_lines": injected}
+
+
+def run(a: argparse.Namespace) -> dict[str, Any]:
+    """Start every process, run the soak, collect the figures (see the module docstring)."""
+    rates = parse_mix(a.mix, a.rate)
+    sizes = parse_sizes(a.sizes, SMOKE_SIZES if a.smoke else DEFAULT_SIZES)
+    root = f"soak{uuid.uuid4().hex[:10]}"
+    out_dir = DEFAULT_CACHE / "soak"
+    logs = out_dir / root
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = Path(a.log) if a.log else logs / "session.log"
+    small_bytes = sum(rates[k] for k in SMALL_KINDS) * _SMALL_BYTES
+    big_bytes = sum(rates[k] * sizes[k] for k in BIG_KINDS)
+    budget = max(1e6, a.max_mbps * 1e6 - small_bytes)
+    notes = []
+    if big_bytes > budget:
+        notes.append(f"the large kinds ask for {big_bytes / 1e6:.1f} MB/s; the byte cap lets them "
+                      f"{budget / 1e6:.1f} MB/s (they are throttled)")
+    address = node_address()
+    common = ["--host", a.host, "--port", str(a.port), "--root", root]
+    children: dict[str, _Child] = {}
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def run_session(a: argparse.Namespace) -> None:
-    from pye2 import Identity, Session
-
-    log_path = Path(a.log)
-    handler = logging.FileHandler(log_path, encoding="utf-8")
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    seen: dict[int, float] = {}
-    latencies: list[float] = []
-    forged = [0]
-    twice = [0]
-    lock = threading.Lock()
-
-    def on_payload(_s: Any, e2id: str, _pipe: Any, _sig: Any, _inst: Any, data: Any) -> None:
-        now = time.time()
-        with lock:
-            if data.get("SOAK_FORGED"):
-                forged[0] += 1
-                return
-            n = data.get("SOAK_N")
-            if not isinstance(n, int):
-                return
-            if n in seen:
-                twice[0] += 1
-                return
-            seen[n] = now
-            latencies.append(now - float(data["SOAK_SENT_AT"]))
-
-    session = Session(profile="RATIO1", transport=f"mqtt://{a.host}:{a.port}", root_topic=a.root,
-                      identity=Identity.generate(), name="soak", verify="strict", silent=False,
-                      on_payload=on_payload)
-    session.connect()
-    print(json.dumps({"ready": True}), flush=True)
-    time.sleep(a.seconds)
-    stats = session.stats.as_dict()
-    session.close()
-    handler.flush()
-    lat = sorted(latencies)
-    out = {
-        "peak_rss_mb": round(_peak_rss_mb(), 1), "log_bytes": log_path.stat().st_size,
-        "genuine_delivered": len(seen), "forged_delivered": forged[0], "delivered_twice": twice[0],
-        "latency_ms": {"median": round(1000 * statistics.median(lat), 2) if lat else None,
-                       "p99": round(1000 * lat[int(0.99 * (len(lat) - 1))], 2) if lat else None,
-                       "max": round(1000 * lat[-1], 2) if lat else None},
-        "stats": stats,
+        session = children["session"] = _Child("session", [
+            "bench.soak_session", *common, "--node-address", address, "--log", str(log_path),
+            "--max-seconds", str(a.seconds + a.drain + 120)], logs)
+        ready = session.wait_line(lambda ln: bool(ln.get("ready")), 60)
+        if ready is None:
+            raise SoakBroke(f"the session did not start:\n{session.stderr_tail()}")
+        roles: dict[str, list[str]] = {"node": ["--node-rate", str(a.node_rate)]}
+        flood = [arg for k in FLOOD_KINDS if rates[k] > 0 for arg in (f"--{k.replace('_', '-')}", str(rates[k]))]
+        if flood:
+            roles["flood"] = flood
+        if rates["replay"] > 0:
+            roles["replay"] = ["--replay", str(rates["replay"])]
+        if any(rates[k] > 0 for k in BIG_KINDS):
+            roles["bulk"] = [*(arg for k in BIG_KINDS for arg in (f"--{k.replace('_', '-')}", str(rates[k]))),
+                             "--huge-sender-bytes", str(sizes["huge_sender"]),
+                             "--big-status-bytes", str(sizes["big_status"]),
+                             "--big-payload-bytes", str(sizes["big_payload"]), "--max-bytes-per-s", str(budget)]
+        for role, extra in roles.items():
+            children[role] = _Child(role, ["bench.soak_attackers", role, *common, *extra], logs)
+        for role in roles:
+            if children[role].wait_line(lambda ln: bool(ln.get("ready")), 120) is None:
+                raise SoakBroke(f"{role} did not start:\n{children[role].stderr_tail()}")
+        # the genuine node speaks first, so the session knows it before any forgery arrives
+        broker = find_pid("mosquitto")
+        broker_cpu0 = pid_cpu_seconds(broker) if broker else None
+        t0 = time.time()
+        children["node"].send(f"go {a.seconds}")
+        if session.wait_line(lambda ln: ln.get("genuine_hb", 0) > 0, 15) is None:
+            notes.append("the session had not delivered the genuine node's heartbeat when the attackers started")
+        attack_seconds = max(0.5, a.seconds - (time.time() - t0))
+        for role in roles:
+            if role != "node":
+                children[role].send(f"go {attack_seconds}")
+        done: dict[str, dict[str, Any]] = {}
+        for role in roles:
+            line = children[role].wait_line(lambda ln: bool(ln.get("done")), a.seconds + 90)
+            if line is None:
+                raise SoakBroke(f"{role} did not finish:\n{children[role].stderr_tail()}")
+            done[role] = line
+        # drain: until nothing is in flight and the genuine count stopped moving (bounded)
+        sent = int(done["node"]["payloads"])
+        drain_end = time.time() + a.drain
+        steady = 0
+        previous = -1
+        while time.time() < drain_end:
+            session.wait_next(2.0)
+            status = session.last("in_flight") or {}
+            genuine = int(status.get("genuine", 0))
+            if genuine >= sent and status.get("in_flight") == 0:
+                break
+            steady = steady + 1 if genuine == previous and status.get("in_flight") == 0 else 0
+            previous = genuine
+            if steady >= 3:
+                break
+        broker_cpu1 = pid_cpu_seconds(broker) if broker else None
+        session.send(f"stop {sent}")
+        line = session.wait_line(lambda ln: "result" in ln, 90)
+        if line is None:
+            raise SoakBroke(f"the session gave no result:\n{session.stderr_tail()}")
+        res: dict[str, Any] = line["result"]
+        session.close()
+        with (logs / "session-status.jsonl").open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(ln) + "\n" for ln in session.lines)
+    finally:
+        for child in children.values():
+            child.close()
+    hostile_sent: dict[str, int] = {}
+    hostile_bytes = 0
+    for role, line in done.items():
+        if role == "node":
+            continue
+        hostile_bytes += int(line.get("bytes", 0))
+        for kind, n in line.get("sent", {}).items():
+            hostile_sent[kind] = hostile_sent.get(kind, 0) + int(n)
+    genuine_delivered = int(res.pop("genuine_delivered"))
+    out: dict[str, Any] = {
+        "seconds": a.seconds, "rate": a.rate, "node_rate": a.node_rate, "mix": {k: round(v, 2) for k, v in rates.items()},
+        "sizes": sizes, "root": root, "max_mbps": a.max_mbps, "pye2": res.pop("pye2", None),
+        "peak_rss_mb": res.pop("peak_rss_mb"), **_scan_log(log_path), "log_path": str(log_path),
+        "genuine_sent": sent, "genuine_delivered": genuine_delivered, "genuine_lost": sent - genuine_delivered,
+        "genuine_heartbeats_sent": int(done["node"].get("heartbeats", 0)),
+        "hostile_sent": hostile_sent, "hostile_total": sum(hostile_sent.values()),
+        "hostile_seconds": round(attack_seconds, 1),
+        "hostile_per_s": round(sum(hostile_sent.values()) / attack_seconds),
+        "hostile_mb_per_s": round(hostile_bytes / 1e6 / attack_seconds, 1),
+        "replay_captured": done.get("replay", {}).get("captured"),
+        "cpu_s": {"session": res.pop("session_cpu_s", None), **{role: line.get("cpu_s") for role, line in done.items()},
+                  "broker": round(broker_cpu1 - broker_cpu0, 1) if broker_cpu0 is not None and broker_cpu1 else None},
+        **res, "notes": notes,
     }
-    print(json.dumps(out), flush=True)
+    out["checks"] = {
+        f"peak RSS < {RSS_LIMIT_MB:.0f} MB": out["peak_rss_mb"] < RSS_LIMIT_MB,
+        "genuine lost == 0": out["genuine_lost"] == 0,
+        "forged delivered == 0": out["forged_delivered"] == 0,
+        "duplicates delivered == 0": out["duplicates_delivered"] == 0,
+    }
+    return out
 
 
-# -- the orchestrator ---------------------------------------------------------------------------------
-def _spawn(role: str, a: argparse.Namespace, seconds: float, extra: list[str] | None = None) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "bench.soak", role, "--host", a.host, "--port", str(a.port), "--root", a.root,
-           "--seconds", str(seconds), "--rate", str(a.rate), "--node-rate", str(a.node_rate),
-           *(["--smoke"] if a.smoke else []), *(extra or [])]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+def _fmt(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
 
 
-def _last_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    out, _ = proc.communicate(timeout=timeout)
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    return json.loads(lines[-1]) if lines else {"error": f"exit {proc.returncode}, no result"}
-
-
-def orchestrate(a: argparse.Namespace) -> int:
-    log_file = Path(a.log or f"/tmp/pye2-soak-{os.getpid()}.log")
-    session = _spawn("session", a, a.seconds + 6, ["--log", str(log_file)])
-    assert session.stdout is not None
-    ready = session.stdout.readline()
-    if "ready" not in ready:
-        print("soak: the session did not start", file=sys.stderr)
-        return 1
-    node = _spawn("node", a, a.seconds)
-    time.sleep(1.0)  # the node's first heartbeat binds its name before the attacker speaks
-    attacker = _spawn("attack", a, a.seconds - 1)
-    node_res = _last_json(node, a.seconds + 60)
-    attack_res = _last_json(attacker, a.seconds + 60)
-    res = _last_json(session, a.seconds + 90)
-    res.update(node_res)
-    res.update(attack_res)
-    res["genuine_lost"] = res.get("node_sent", 0) - res.get("genuine_delivered", 0)
-    res["seconds"] = a.seconds
-    res["rate"] = a.rate
-    _report(res)
-    return 0
-
-
-def _report(res: dict[str, Any]) -> None:
-    lat = res.get("latency_ms", {})
-    stats = res.get("stats", {})
+def render(res: dict[str, Any]) -> str:
+    """The human table and the PASS/FAIL lines."""
+    lat = res["latency_ms"]
+    stats = res["stats"]
+    rejected = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(stats["rejected"].items(), key=lambda kv: -kv[1]))
+    delivered = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(stats["delivered"].items()))
+    sent = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(res["hostile_sent"].items()))
     rows = [
-        ("duration / hostile rate", f"{res['seconds']} s / {res['rate']} msg/s"),
-        ("hostile messages sent", json.dumps(res.get("attack_sent", {}))),
-        ("peak RSS of the session", f"{res.get('peak_rss_mb')} MB"),
-        ("log bytes written", f"{res.get('log_bytes')}"),
-        ("genuine sent / delivered / lost",
-         f"{res.get('node_sent')} / {res.get('genuine_delivered')} / {res.get('genuine_lost')}"),
-        ("genuine latency median / p99 / max", f"{lat.get('median')} / {lat.get('p99')} / {lat.get('max')} ms"),
-        ("forged delivered / delivered twice", f"{res.get('forged_delivered')} / {res.get('delivered_twice')}"),
-        ("rejected", json.dumps(stats.get("rejected", {}))),
-        ("received / dropped / in flight",
-         f"{stats.get('received')} / {stats.get('dropped')} / {stats.get('in_flight')}"),
+        ("run", (f"{res['seconds']} s, hostile {res['rate']:,.0f} msg/s requested, genuine "
+                 f"{res['node_rate']:,.0f} payloads/s, root {res['root']}, pye2 {res['pye2']}")),
+        ("hostile sent", (f"{_fmt(res['hostile_total'])} ({res['hostile_per_s']:,}/s, "
+                          f"{res['hostile_mb_per_s']} MB/s): {sent}")),
+        ("peak RSS of the session", f"{res['peak_rss_mb']} MB (at the end {res.get('rss_end_mb')} MB)"),
+        ("timeline (s: RSS MB / in flight / dropped)",
+         "  ".join(f"{p['t']:g}: {p['rss_mb']:g}/{p['in_flight']}/{p['dropped']}" for p in res.get("timeline", []))),
+        ("log bytes written", (f"{_fmt(res['log_bytes'])} ({_fmt(res['log_lines'])} lines, longest "
+                               f"{_fmt(res['log_longest_line'])} B, {_fmt(res['log_escape_bytes'])} ESC bytes, "
+                               f"{_fmt(res['log_injected_lines'])} injected lines) {res['log_path']}")),
+        ("genuine payloads sent / delivered / lost",
+         f"{_fmt(res['genuine_sent'])} / {_fmt(res['genuine_delivered'])} / {_fmt(res['genuine_lost'])}"
+         + (f" (first missing {res['genuine_missing_first'][:8]})" if res["genuine_lost"] else "")),
+        ("genuine latency median / p99 / max", (f"{lat['median']} / {lat['p99']} / {lat['max']} ms "
+                                                f"({_fmt(res['genuine_out_of_order'])} delivered out of order)")),
+        ("genuine heartbeats sent / delivered",
+         f"{_fmt(res['genuine_heartbeats_sent'])} / {_fmt(res['genuine_heartbeats_delivered'])}"),
+        ("** FORGED DELIVERED **", f"{_fmt(res['forged_delivered'])} {res['forged_delivered_by_kind']}"),
+        ("** DUPLICATES DELIVERED **", (f"{_fmt(res['duplicates_delivered'])} (replays captured: "
+                                        f"{_fmt(res.get('replay_captured'))})")),
+        ("unsigned / 4 MB bulk / bloat heartbeats delivered",
+         (f"{_fmt(res['unsigned_delivered'])} / {_fmt(res['bulk_payloads_delivered'])} / "
+          f"{_fmt(res['bloat_heartbeats_delivered'])} (other {_fmt(res['other_delivered'])})")),
+        ("session received", f"{_fmt(stats['received'])}; delivered {delivered}"),
+        ("session rejected", rejected or "nothing"),
+        ("session dropped / filtered / in flight",
+         (f"{_fmt(stats['dropped'])} / {_fmt(stats['filtered'])} / {_fmt(stats['in_flight'])}; "
+          f"missed payloads {_fmt(stats.get('missed_payloads'))}, duplicate payloads "
+          f"{_fmt(stats.get('duplicate_payloads'))}, callback errors {_fmt(stats['callback_errors'])}")),
+        ("CPU seconds", ", ".join(f"{k} {v}" for k, v in res["cpu_s"].items())),
     ]
     width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    checks = [("peak RSS < 200 MB", (res.get("peak_rss_mb") or 1e9) < RSS_LIMIT_MB),
-              ("no genuine payload lost", res.get("genuine_lost") == 0),
-              ("nothing forged delivered", res.get("forged_delivered") == 0),
-              ("nothing delivered twice", res.get("delivered_twice") == 0)]
-    for name, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    print(json.dumps(res), flush=True)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines += [f"note: {n}" for n in res.get("notes", [])]
+    lines += [f"{'PASS' if ok else 'FAIL'}  {name}" for name, ok in res["checks"].items()]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
-    ap.add_argument("role", nargs="?", default="run", choices=["run", "session", "node", "attack"])
-    ap.add_argument("--seconds", type=float, default=180.0)
-    ap.add_argument("--rate", type=float, default=3000.0, help="hostile messages per second")
-    ap.add_argument("--node-rate", type=float, default=200.0, dest="node_rate", help="genuine payloads per second")
+    """Run the soak; print the table, the PASS/FAIL lines and the JSON line. 0 unless the run broke."""
+    ap = argparse.ArgumentParser(prog="python -m bench.soak", description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=180.0, help="how long the traffic lasts")
+    ap.add_argument("--rate", type=float, default=3000.0, help="hostile messages per second, all kinds")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=1883)
-    ap.add_argument("--root", default=None, help="topic root (default: a fresh one)")
-    ap.add_argument("--log", default=None, help="the session's log file")
-    ap.add_argument("--smoke", action="store_true", help="small hostile sizes (a quick check of the harness)")
+    ap.add_argument("--node-rate", type=float, default=200.0, help="genuine payloads per second")
+    ap.add_argument("--mix", default=DEFAULT_MIX, help=f"hostile mix (default {DEFAULT_MIX})")
+    ap.add_argument("--sizes", default="", help="KIND=BYTES of the large kinds (default huge_sender=1M,"
+                                                "big_status=8M,big_payload=4M; --smoke: 16K,128K,64K)")
+    ap.add_argument("--max-mbps", type=float, default=60.0, help="cap on hostile bytes, MB/s")
+    ap.add_argument("--drain", type=float, default=30.0, help="at most this many s for the session to catch up")
+    ap.add_argument("--smoke", action="store_true", help="small hostile sizes: a quick check of the harness")
+    ap.add_argument("--log", default=None, help="the session's log file (default under bench/.cache/soak/)")
+    ap.add_argument("--json", default=None, help="also write the result JSON to this file")
     a = ap.parse_args(argv)
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
-        ap.error("the soak only talks to a loopback broker")
-    a.root = a.root or f"soak{uuid.uuid4().hex[:8]}"
-    if a.role == "session":
-        run_session(a)
-    elif a.role == "node":
-        run_node(a)
-    elif a.role == "attack":
-        run_attack(a)
-    else:
-        return orchestrate(a)
+    try:
+        a.host, a.port = parse_broker(f"mqtt://{a.host}:{a.port}")
+        parse_mix(a.mix, a.rate)
+        parse_sizes(a.sizes, DEFAULT_SIZES)
+    except ValueError as exc:
+        ap.error(str(exc))
+    if not 0 < a.seconds <= 24 * 3600:
+        ap.error("--seconds must be in (0, 86400]")
+    try:
+        res = run(a)
+    except SoakBroke as exc:
+        print(f"soak: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(res, default=str)
+    (DEFAULT_CACHE / "soak" / "result-latest.json").write_text(text + "\n", encoding="utf-8")
+    if a.json:
+        Path(a.json).write_text(text + "\n", encoding="utf-8")
+    print(render(res))
+    print(text, flush=True)
     return 0
 
 
