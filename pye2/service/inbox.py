@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLICIES = ("drop_oldest", "drop_newest")
 #: the byte bound for a session's inbox (``inbox_bytes``; an Inbox itself has none unless given one)
-DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+DEFAULT_MAX_BYTES = 48 * 1024 * 1024
 _LOG_EVERY = 1000  # after the first drop, one warning per this many
 
 

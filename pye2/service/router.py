@@ -148,8 +148,11 @@ class Router:
         """Count payloads a node numbered but we never got (``EE_MESSAGE_SEQ`` gaps).
 
         Nodes number their payloads per communicator. A jump forward means payloads
-        were lost on the way (or rejected: those are also counted under ``rejected``);
-        a step back means the node restarted and numbers from scratch.
+        were lost on the way (or rejected: those are also counted under ``rejected``).
+        A number below the last one is either a late arrival (close below it: it was
+        counted missing when the numbers jumped, so it no longer is) or a restart
+        (far below: the node numbers from scratch). A jump of more than
+        ``max_seq_gap``, or a number outside 0..2**53, counts nothing.
         """
         seq = event.data.get("EE_MESSAGE_SEQ")
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
@@ -157,15 +160,22 @@ class Router:
         node = event.address or event.alias
         numbers = self._payload_seq
         last = numbers.get(node)
-        numbers[node] = seq
         if last is None:
+            numbers[node] = seq
             if len(numbers) > MAX_SEQ_NODES:
                 numbers.popitem(last=False)
             return
         if seq <= last:
             if seq == last:
                 self.stats.bump("duplicate_payloads")
+            elif seq > last // 2 and last - seq <= self.max_seq_gap:  # late: the baseline stays
+                self.stats.bump("late_payloads")
+                if self.stats.missed_payloads > 0:
+                    self.stats.bump("missed_payloads", -1)
+            else:
+                numbers[node] = seq  # a restart
             return
+        numbers[node] = seq
         gap = seq - last - 1
         if 0 < gap <= self.max_seq_gap:
             self.stats.bump("missed_payloads", gap)

@@ -32,7 +32,8 @@ class SessionStats:
     ``missed_payloads`` counts payloads that never arrived at all, from gaps in
     each node's ``EE_MESSAGE_SEQ`` (a payload rejected on arrival also leaves a
     gap; under RATIO1 payloads addressed to other receivers do too).
-    ``duplicate_payloads`` counts repeats of the last number (at-least-once QoS).
+    ``duplicate_payloads`` counts repeats of the last number (at-least-once QoS),
+    ``late_payloads`` numbers that arrived after a later one (no longer missed).
 
     Commands: ``commands_sent`` (published), and of those that wait for an
     answer, ``commands_confirmed``, ``commands_failed`` (refused by the node, not
@@ -46,6 +47,7 @@ class SessionStats:
     dropped: int = 0
     missed_payloads: int = 0
     duplicate_payloads: int = 0
+    late_payloads: int = 0
     callback_errors: int = 0
     slow_callbacks: int = 0
     skipped_busy_callbacks: int = 0
@@ -95,6 +97,7 @@ class SessionStats:
                 "in_flight": self._in_flight(),
                 "missed_payloads": self.missed_payloads,
                 "duplicate_payloads": self.duplicate_payloads,
+                "late_payloads": self.late_payloads,
                 "callback_errors": self.callback_errors,
                 "slow_callbacks": self.slow_callbacks,
                 "skipped_busy_callbacks": self.skipped_busy_callbacks,

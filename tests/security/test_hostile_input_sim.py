@@ -169,3 +169,16 @@ def test_a_contested_name_is_ambiguous_for_every_api_that_takes_a_node(net: Any)
     sess.create_pipeline(e2id=node, name="by-name", wait=True)
     assert {"by-address", "by-name"} <= set(net.nodes[node].pipelines)
     sess.close()
+
+
+def test_late_payloads_are_not_counted_missing_and_do_not_reset_the_numbering(net: Any) -> None:
+    sess = _session(net)
+    evil = Attacker(net.transport(), sess.profile)  # any signer will do: it binds the name "late"
+    base = {"EE_ID": "late", "EE_EVENT_TYPE": "PAYLOAD", "STREAM": "p", "SIGNATURE": "S", "INSTANCE_ID": "i"}
+    missed, late = sess.stats.missed_payloads, sess.stats.late_payloads
+    for seq in (100, 101, 104, 102, 103, 105, 1, 2):  # 102 and 103 late; then the node restarts at 1
+        evil.publish("payloads", evil.forge(base, EE_MESSAGE_SEQ=seq))
+    sess.sleep(0.5)
+    assert sess.stats.missed_payloads - missed == 0
+    assert sess.stats.late_payloads - late == 2
+    sess.close()
