@@ -42,6 +42,8 @@ POLICIES = ("drop_oldest", "drop_newest")
 #: the byte bound for a session's inbox (``inbox_bytes``; an Inbox itself has none unless given one)
 DEFAULT_MAX_BYTES = 48 * 1024 * 1024
 _LOG_EVERY = 1000  # after the first drop, one warning per this many
+#: an item larger than max_bytes / BIG_SHARE that does not fit is refused instead of evicting older ones
+BIG_SHARE = 16
 
 
 def body_size(item: Any) -> int:
@@ -129,6 +131,11 @@ class Inbox(Generic[T]):
                 why = "too_large"
             elif self.policy == "drop_newest":
                 dropped.append(item)
+            elif limit is not None and size > limit // BIG_SHARE and self._bytes + size > limit:
+                # a big message that does not fit is refused, rather than evicting many small ones for it:
+                # a flood of big messages must not push out the ordinary traffic queued before it
+                dropped.append(item)
+                why = "big"
             else:
                 items, sizes = self._items, self._sizes
                 while items and (len(items) >= self.maxsize or (limit is not None and self._bytes + size > limit)):

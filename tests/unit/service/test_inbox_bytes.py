@@ -71,12 +71,23 @@ def test_an_item_larger_than_the_bound_is_refused_and_reported(policy: str, capl
 
 def test_drop_oldest_evicts_as_many_as_needed() -> None:
     dropped: list[tuple[str, bytes]] = []
-    inbox: Inbox[tuple[str, bytes]] = Inbox(100, max_bytes=10 * MB, on_overflow=dropped.append)
-    for n in range(10):
+    inbox: Inbox[tuple[str, bytes]] = Inbox(100, max_bytes=32 * MB, on_overflow=dropped.append)
+    for n in range(32):
         inbox.put(_message(n, MB))
-    assert not inbox.put(_message(10, 5 * MB))
-    assert [_number(m) for m in dropped] == [0, 1, 2, 3, 4]
-    assert inbox.bytes == 10 * MB and len(inbox) == 6
+    assert not inbox.put(_message(32, 2 * MB))  # 2 MB = max_bytes / 16: an ordinary message, room made for it
+    assert [_number(m) for m in dropped] == [0, 1]
+    assert inbox.bytes == 32 * MB and len(inbox) == 31
+
+
+def test_a_big_message_that_does_not_fit_is_refused_instead_of_evicting_many_small_ones() -> None:
+    dropped: list[tuple[str, bytes]] = []
+    inbox: Inbox[tuple[str, bytes]] = Inbox(1000, max_bytes=10 * MB, on_overflow=dropped.append)
+    for n in range(100):
+        inbox.put(_message(n, MB // 10))
+    assert not inbox.put(_message(100, 5 * MB))  # a flood of big messages does not push the small ones out
+    assert [_number(m) for m in dropped] == [100] and len(inbox) == 100
+    inbox.put(_message(101, MB // 20))  # a small one is taken, the oldest making room as usual
+    assert [_number(m) for m in dropped] == [100, 0] and len(inbox) == 100
 
 
 def test_the_item_bound_still_applies() -> None:
@@ -133,12 +144,13 @@ def test_a_failing_on_overflow_does_not_hide_the_other_drops(caplog: pytest.LogC
         if item == 0:
             raise RuntimeError("boom")
 
-    inbox: Inbox[bytes] = Inbox(10, max_bytes=10, on_overflow=lambda b: on_overflow(b[0]))
-    for n in range(5):
-        inbox.put(bytes([n]) * 3)
+    inbox: Inbox[bytes] = Inbox(100, max_bytes=160, on_overflow=lambda b: on_overflow(b[0]))
+    for n in range(16):
+        inbox.put(bytes([n]) * 10)
     with caplog.at_level(logging.ERROR):
-        inbox.put(b"\x09" * 9)  # evicts 1, 2 and the remaining (0 was evicted first, and raised)
-    assert sorted(seen) == [0, 1, 2, 3, 4]
+        inbox.put(b"\x63" * 10)  # evicts 0 (whose callback raises)
+        inbox.put(b"\x64" * 10)  # and 1: every drop is still reported
+    assert sorted(seen) == [0, 1]
 
 
 def test_drops_are_logged_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
