@@ -12,7 +12,9 @@ raises :class:`~pye2.errors.DecodeError` where they returned ``None``
 (DECISIONS 8), and never inflates more than ``max_size`` bytes
 (DECISIONS 6): a zip bomb is refused with
 :class:`~pye2.errors.DecompressionBomb` after at most ``max_size + 1`` bytes of
-output have been produced.
+output have been produced, and a text too long to be the compressed form of at
+most ``max_size`` bytes (see :func:`max_compressed_chars`) is refused so
+before it is even base64-decoded.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "compress_text",
     "decompress_text",
     "inflate",
+    "max_compressed_chars",
 ]
 
 #: zlib level every original uses for code and heartbeats.
@@ -43,6 +46,38 @@ ZLIB_LEVEL = 9
 #: hundred kB and custom code a few kB, so this leaves a wide margin while
 #: keeping a hostile message from taking more than a bounded amount of memory.
 DEFAULT_MAX_INFLATED = 16 * 1024 * 1024
+
+
+def _check_max_size(max_size: int) -> None:
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0:
+        raise ConfigError(f"max_size must be a positive int, not {max_size!r}")
+
+
+def max_compressed_chars(max_size: int) -> int:
+    """The longest base64 text of a zlib stream that inflates to at most ``max_size`` bytes.
+
+    Deflate can only grow incompressible data, by a little: zlib's
+    conservative ``deflateBound`` (any level, window or memory level, e.g.
+    level 9 with ``memLevel=1`` adds about 4 %) is ``n + n/8 + n/64 + 5``
+    bytes for ``n`` bytes in, plus 6 of zlib header and checksum; base64 then
+    writes 4 characters for every 3 bytes. A longer text holds a stream that
+    inflates beyond ``max_size``, or junk (line breaks, trailing bytes, flushes
+    no compressor makes by itself): either way, not a status or code within
+    the cap. For the 4 MiB status cap this is about 6.4 M characters.
+
+    Raises:
+        ConfigError: ``max_size`` is not a positive int.
+    """
+    _check_max_size(max_size)
+    compressed = max_size + (max_size + 7) // 8 + (max_size + 63) // 64 + 5 + 6
+    return 4 * -(-compressed // 3)
+
+
+def _check_compressed_length(text: str | bytes | bytearray, max_size: int) -> None:
+    # Only text can be measured; anything else is refused by b64_to_bytes in its own words.
+    if isinstance(text, (str, bytes, bytearray)) and len(text) > max_compressed_chars(max_size):
+        raise DecompressionBomb(f"compressed text of {len(text)} characters is longer than any that inflates "
+                                f"to at most {max_size} bytes; refused without inflating it")
 
 
 def _utf8(text: str, what: str) -> bytes:
@@ -82,8 +117,7 @@ def inflate(data: bytes, *, max_size: int = DEFAULT_MAX_INFLATED) -> bytes:
         DecodeError: the bytes are not a complete zlib stream.
         ConfigError: ``max_size`` is not a positive int.
     """
-    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0:
-        raise ConfigError(f"max_size must be a positive int, not {max_size!r}")
+    _check_max_size(max_size)
     inflater = zlib.decompressobj()
     try:
         # Ask for one byte more than allowed: getting it proves the cap is exceeded
@@ -120,8 +154,11 @@ def decompress_text(text: str, *, max_size: int = DEFAULT_MAX_INFLATED) -> str:
 
     Raises:
         DecodeError: not base64, not zlib, or not UTF-8.
-        DecompressionBomb: the text would inflate beyond ``max_size`` bytes.
+        DecompressionBomb: the text would inflate beyond ``max_size`` bytes,
+            or is longer than :func:`max_compressed_chars` (refused unread).
+        ConfigError: ``max_size`` is not a positive int.
     """
+    _check_compressed_length(text, max_size)
     return _text(inflate(b64_to_bytes(text), max_size=max_size))
 
 
@@ -168,8 +205,11 @@ def base64_to_code(text: str, *, decompress: bool = True, max_size: int = DEFAUL
 
     Raises:
         DecodeError: not base64, not zlib (when decompressing), or not UTF-8.
-        DecompressionBomb: the code would inflate beyond ``max_size`` bytes.
+        DecompressionBomb: the code would inflate beyond ``max_size`` bytes
+            (or, compressed, is longer than :func:`max_compressed_chars`).
     """
+    if decompress:
+        _check_compressed_length(text, max_size)
     raw = b64_to_bytes(text)
     if decompress:
         raw = inflate(raw, max_size=max_size)

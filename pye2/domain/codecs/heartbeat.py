@@ -9,10 +9,15 @@ the counters ``NR_INFERENCES``, ``NR_PAYLOADS``, ``NR_STREAMS_DATA`` and
 
 Receivers see the merged view ``{**outer, **inner}`` (inner wins;
 ``ENCODED_DATA`` stays in the view), which is what the original SDKs hand to
-heartbeat callbacks. Inflation is capped (DECISIONS 6) and every malformed
-input raises :class:`~pye2.errors.DecodeError` (DECISIONS 8). A session asks
-for the view with ``lazy=True``: the status is then decoded on the view's
-first read (see :mod:`pye2.domain.codecs.heartbeat_view`).
+heartbeat callbacks, except that the status never overrides the signed
+envelope's fields (:data:`~pye2.domain.codecs.heartbeat_view.PROTECTED_FIELDS`:
+``EE_SENDER``, ``EE_ID``, ``EE_SIGN``, ``EE_HASH``, ``EE_TIMESTAMP``...) nor
+adds one the envelope lacks. Inflation is capped (DECISIONS 6; by default at
+:data:`~pye2.domain.codecs.heartbeat_view.DEFAULT_MAX_STATUS_BYTES`, 4 MiB)
+and every malformed input raises :class:`~pye2.errors.DecodeError`
+(DECISIONS 8). A session asks for the view with ``lazy=True``: the status is
+then decoded on the view's first read, which never raises (see
+:mod:`pye2.domain.codecs.heartbeat_view`).
 """
 
 from __future__ import annotations
@@ -22,8 +27,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pye2.domain.codecs.code import DEFAULT_MAX_INFLATED, compress_text
-from pye2.domain.codecs.heartbeat_view import HeartbeatView, check_max_inflated, decode_status, restore_envelope
+from pye2.domain.codecs.code import compress_text
+from pye2.domain.codecs.heartbeat_view import (
+    DEFAULT_MAX_STATUS_BYTES,
+    HeartbeatView,
+    check_max_inflated,
+    decode_status,
+    restore_envelope,
+)
 from pye2.errors import ConfigError, DecodeError
 
 __all__ = [
@@ -41,8 +52,8 @@ __all__ = [
 HEARTBEAT_V1 = "v1"
 HEARTBEAT_V2 = "v2"
 
-#: Default cap on the inflated size of ``ENCODED_DATA`` (bytes).
-DEFAULT_MAX = DEFAULT_MAX_INFLATED
+#: Default cap on the inflated size of ``ENCODED_DATA`` (bytes): the status cap a session uses.
+DEFAULT_MAX = DEFAULT_MAX_STATUS_BYTES
 
 #: Status fields a v2 node also keeps in clear, in the order nodes write them.
 CLEAR_COUNTERS = ("NR_INFERENCES", "NR_PAYLOADS", "NR_STREAMS_DATA")
@@ -91,17 +102,21 @@ def decode_heartbeat(
     """The merged view of a received heartbeat: ``{**outer, **inner}``.
 
     ``HEARTBEAT_VERSION`` ``"v2"`` inflates ``ENCODED_DATA`` (at most
-    ``max_inflated`` bytes) and overlays the decoded status; ``"v1"`` or no
-    version returns a copy of the message as it is.
+    ``max_inflated`` bytes) and overlays the decoded status, except over the
+    envelope's :data:`~pye2.domain.codecs.heartbeat_view.PROTECTED_FIELDS`
+    (kept as received, or left absent); ``"v1"`` or no version returns a copy
+    of the message as it is (all of it signed by the sender).
 
     ``lazy=True`` returns a v2 heartbeat as a
     :class:`~pye2.domain.codecs.heartbeat_view.HeartbeatView` instead: the
     same dict, but ``ENCODED_DATA`` is only decoded on its first read, which
-    then raises what this function would have raised (only the checks that
-    need no decoding are made here).
+    never raises: a status this function would refuse leaves the view the
+    envelope alone (without ``ENCODED_DATA``) with the error in its ``error``
+    (only the checks that need no decoding raise here).
 
     Raises:
-        DecompressionBomb: ``ENCODED_DATA`` inflates beyond ``max_inflated``.
+        DecompressionBomb: ``ENCODED_DATA`` inflates beyond ``max_inflated``,
+            or is longer than the compressed form of that many bytes can be.
         DecodeError: not a mapping, unknown version, ``ENCODED_DATA`` missing,
             not base64/zlib/UTF-8/JSON, or not a JSON object.
         ConfigError: ``max_inflated`` is not a positive int.

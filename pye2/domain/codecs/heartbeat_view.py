@@ -12,16 +12,28 @@ decodes the status on its first read; :class:`EncodedStatus` is the compact
 form a node record keeps between heartbeats (the compressed text, about
 3.6 KB, instead of the parsed status).
 
-Decoding errors are the eager decoder's own (same types, same messages):
-:class:`~pye2.errors.DecompressionBomb` past the inflation cap, which still
-applies, and :class:`~pye2.errors.DecodeError` for text that is not
-base64 / zlib / UTF-8 / a JSON object. The eager decoder raises them; a view
-never does: on its first read it finds out, keeps the error in
-:attr:`HeartbeatView.error` and stays the envelope alone (so code reading it,
-such as a user's ``on_heartbeat``, sees a heartbeat without a status, never an
-exception; the session counts such a heartbeat as rejected). Fields of the
-status never override the envelope's :data:`PROTECTED_FIELDS` (who signed
-what, and when).
+Anyone on a shared broker can send a heartbeat, so its status is hostile
+input until decoded:
+
+* it never overrides the envelope's :data:`PROTECTED_FIELDS` (who signed
+  what, and when): the envelope's values stay, and one the envelope lacks is
+  not added by the status either (eager decoder, view and
+  :class:`EncodedStatus` alike);
+* it is capped: :data:`DEFAULT_MAX_STATUS_BYTES` (4 MiB; a real node's is
+  12-100 KB) is the cap a session uses; inflating past the cap stops after
+  ``cap + 1`` bytes, and a text longer than any compressed form of ``cap``
+  bytes (:func:`~pye2.domain.codecs.code.max_compressed_chars`) is refused
+  without inflating;
+* decoding errors are the eager decoder's own (same types, same messages):
+  :class:`~pye2.errors.DecompressionBomb` over the cap and
+  :class:`~pye2.errors.DecodeError` for text that is not base64 / zlib /
+  UTF-8 / a JSON object. The eager decoder raises them; a view never does: on
+  its first read it finds out, keeps the error in :attr:`HeartbeatView.error`
+  and becomes the envelope alone, without ``ENCODED_DATA`` (so code reading
+  it, such as a user's ``on_heartbeat``, sees a heartbeat without a status,
+  never an exception nor the undecodable blob; the session counts such a
+  heartbeat as rejected). :meth:`EncodedStatus.decode` raises them (its
+  reader, the network view, records why).
 """
 
 from __future__ import annotations
@@ -34,8 +46,11 @@ from typing import Any
 from pye2.domain.codecs.code import decompress_text
 from pye2.errors import ConfigError, DecodeError
 
-__all__ = ["PROTECTED_FIELDS", "EncodedStatus", "HeartbeatView", "check_max_inflated", "decode_status",
-           "restore_envelope"]
+__all__ = ["DEFAULT_MAX_STATUS_BYTES", "PROTECTED_FIELDS", "EncodedStatus", "HeartbeatView", "check_max_inflated",
+           "decode_status", "restore_envelope"]
+
+#: the cap on a heartbeat's decoded status (bytes of JSON) a session uses; a real node's is 12-100 KB
+DEFAULT_MAX_STATUS_BYTES = 4 * 1024 * 1024
 
 #: envelope fields a heartbeat's status never overrides: who sent it, what was signed, when
 PROTECTED_FIELDS = ("EE_SENDER", "EE_ID", "EE_SIGN", "EE_HASH", "EE_TIMESTAMP", "EE_ETH_SENDER", "EE_ETH_SIGN",
@@ -50,6 +65,8 @@ def restore_envelope(merged: dict[str, Any], envelope: Mapping[str, Any]) -> Non
         else:
             dict.pop(merged, name, None)
 
+
+_ENCODED = "ENCODED_DATA"
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -64,7 +81,9 @@ def decode_status(encoded: str, *, max_inflated: int) -> dict[str, Any]:
     """The status dict compressed in a v2 heartbeat's ``ENCODED_DATA``.
 
     Raises:
-        DecompressionBomb: it inflates beyond ``max_inflated`` bytes.
+        DecompressionBomb: it inflates beyond ``max_inflated`` bytes, or the
+            text is too long to be the compressed form of at most that many
+            (refused without inflating it).
         DecodeError: not base64, zlib, UTF-8 or JSON, or not a JSON object.
     """
     text = decompress_text(encoded, max_size=max_inflated)
@@ -83,8 +102,9 @@ class EncodedStatus:
     Args:
         encoded: the ``ENCODED_DATA`` text.
         max_inflated: the inflation cap for :meth:`decode`.
-        envelope: envelope fields the status overrides where it has them
-            (only those the holder will read: usually none).
+        envelope: envelope fields the status is merged over (only those the
+            holder will read: usually none); the status overrides them except
+            :data:`PROTECTED_FIELDS`, which it can neither override nor add.
     """
 
     __slots__ = ("encoded", "envelope", "max_inflated")
@@ -95,9 +115,12 @@ class EncodedStatus:
         self.envelope = envelope
 
     def decode(self) -> dict[str, Any]:
-        """``{**envelope, **status}``; raises as :func:`decode_status`."""
-        status = decode_status(self.encoded, max_inflated=self.max_inflated)
-        return {**self.envelope, **status} if self.envelope else status
+        """``{**envelope, **status}`` but for :data:`PROTECTED_FIELDS`; raises as :func:`decode_status`."""
+        merged = decode_status(self.encoded, max_inflated=self.max_inflated)
+        if self.envelope:
+            merged = {**self.envelope, **merged}
+        restore_envelope(merged, self.envelope)
+        return merged
 
     def __repr__(self) -> str:
         return f"<EncodedStatus {len(self.encoded)} chars, {len(self.envelope)} envelope field(s)>"
@@ -112,9 +135,11 @@ class HeartbeatView(dict[str, Any]):
     :func:`~pye2.domain.codecs.heartbeat.decode_heartbeat` does (the status
     wins, except over :data:`PROTECTED_FIELDS`; ``ENCODED_DATA`` stays); so do
     writes, after which the view is an ordinary dict. If the status cannot be
-    decoded, the view stays the envelope alone and :attr:`error` says why
-    (:class:`~pye2.errors.DecodeError` or :class:`~pye2.errors.DecompressionBomb`):
-    no read ever raises.
+    decoded, the view becomes the envelope alone, without ``ENCODED_DATA``
+    (:attr:`envelope` still has it), :attr:`error` says why
+    (:class:`~pye2.errors.DecodeError` or :class:`~pye2.errors.DecompressionBomb`)
+    and :attr:`pending` is False: no read ever raises (a status key is then
+    missing, as from any dict).
 
     :attr:`envelope`, :attr:`pending`, :attr:`error` and :meth:`compact` never
     decode. Code that bypasses a dict's methods and reads its storage
@@ -166,7 +191,9 @@ class HeartbeatView(dict[str, Any]):
         try:
             status = decode_status(self._encoded, max_inflated=self._max_inflated)
         except DecodeError as exc:
-            # a copy without the traceback (it holds the inflated text); the view stays the envelope alone
+            # a copy without the traceback (it holds the inflated text); the view is the envelope alone,
+            # without the blob that did not decode (a hostile sender's, up to the message size)
+            dict.pop(self, _ENCODED, None)
             self._state = type(exc)(*exc.args)
             return
         dict.update(self, status)

@@ -12,11 +12,13 @@ import pytest
 from pye2.domain.codecs.code import compress_text, decompress_text
 from pye2.domain.codecs.heartbeat import (
     CLEAR_COUNTERS,
+    DEFAULT_MAX,
     HeartbeatSummary,
     decode_heartbeat,
     encode_heartbeat,
     summarize_heartbeat,
 )
+from pye2.domain.codecs.heartbeat_view import DEFAULT_MAX_STATUS_BYTES, PROTECTED_FIELDS
 from pye2.errors import ConfigError, DecodeError, DecompressionBomb
 
 
@@ -88,6 +90,21 @@ def test_merged_view_inner_fields_win(case: dict[str, Any]) -> None:
         assert view["ENCODED_DATA"] == case["wire_message"]["ENCODED_DATA"]
     else:
         assert view == case["wire_message"]
+
+
+def test_merged_view_keeps_the_envelope_s_signed_fields(case: dict[str, Any]) -> None:
+    wire = case["wire_message"]
+    for name in PROTECTED_FIELDS:
+        assert decode_heartbeat(wire).get(name) == wire.get(name), name
+    if _version(case) == "v2":
+        # a sender's status cannot rename, re-sign or re-date the heartbeat, nor add a signed field
+        forged = {**case["node_status_before_compression"], **{name: f"forged {name}" for name in PROTECTED_FIELDS}}
+        message = {**wire, "ENCODED_DATA": encode_heartbeat(forged)["ENCODED_DATA"]}
+        for view in (decode_heartbeat(message), dict(decode_heartbeat(message, lazy=True))):
+            assert {n: view[n] for n in PROTECTED_FIELDS if n in view} == {
+                n: wire[n] for n in PROTECTED_FIELDS if n in wire}
+            assert {k: v for k, v in view.items() if k not in PROTECTED_FIELDS and k != "ENCODED_DATA"} == {
+                k: v for k, v in case["sdk_merged_view"].items() if k not in PROTECTED_FIELDS and k != "ENCODED_DATA"}
 
 
 def test_tracked_fields(case: dict[str, Any]) -> None:
@@ -181,6 +198,15 @@ def test_inflation_cap_is_enforced() -> None:
     assert decode_heartbeat(body, max_inflated=100_000)["DEVICE_LOG"] == "x" * 50_000
     with pytest.raises(DecompressionBomb):
         decode_heartbeat(body, max_inflated=1_000)
+
+
+def test_the_default_cap_is_the_session_s_status_cap() -> None:
+    assert DEFAULT_MAX == DEFAULT_MAX_STATUS_BYTES == 4 * 1024 * 1024
+    body = encode_heartbeat({"DEVICE_LOG": "x" * DEFAULT_MAX_STATUS_BYTES})
+    with pytest.raises(DecompressionBomb):
+        decode_heartbeat(body)
+    with pytest.raises(DecompressionBomb, match="without inflating"):
+        decode_heartbeat({**body, "ENCODED_DATA": "A" * 7_000_000})
 
 
 def test_missing_version_is_read_in_clear() -> None:

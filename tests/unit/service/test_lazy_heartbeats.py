@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+import pye2.domain.codecs.code as code_module
 import pye2.service.engine as engine_module
 from pye2 import Session
-from pye2.domain.codecs.code import compress_text
+from pye2.domain.codecs.code import compress_text, max_compressed_chars
 from pye2.domain.codecs.heartbeat import decode_heartbeat, encode_heartbeat
-from pye2.domain.codecs.heartbeat_view import HeartbeatView
+from pye2.domain.codecs.heartbeat_view import PROTECTED_FIELDS, HeartbeatView
 from pye2.errors import DecodeError, DecompressionBomb
 from pye2.wire import Identity, sign_message
 from pye2_transport_memory.network import SimulatedNetwork
@@ -156,3 +157,54 @@ def test_filtered_heartbeats_still_update_the_network_without_decoding(net: Any,
     assert rig.seen == [] and rig.stats()["filtered"] == 1 and rig.stats()["delivered"] == {}
     assert "p1" in (rig.session.get_active_pipelines("node-1") or {})
     rig.session.close()
+
+
+def test_a_status_cannot_rename_or_re_sign_the_heartbeat(rig: Rig) -> None:
+    rig.read = True
+    forged = {**STATUS, "EE_SENDER": "0xai_someone_else", "EE_ID": "node-2", "EE_HASH": "00" * 32,
+              "EE_SIGN": "forged", "EE_TIMESTAMP": "1999-01-01 00:00:00", "EE_ETH_SENDER": "0xdead"}
+    rig.beat(status=forged)
+    (e2id, data), = rig.seen
+    signed = json.loads(rig.sent[0])
+    assert e2id == "node-1" and data["CPU"] == "x86_64"
+    assert data["EE_SENDER"] == rig.node.address(rig.session.profile) == signed["EE_SENDER"]
+    for name in PROTECTED_FIELDS:
+        assert data.get(name) == signed.get(name), name
+    assert rig.stats()["delivered"] == {"heartbeat": 1}
+    assert rig.session.get_active_nodes() == ["node-1"] and rig.session.network.find("node-2") is None
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [compress_text("{not json"), compress_text("[1]"), "%%%", compress_text(json.dumps({"DEVICE_LOG": "x" * 5_000}))],
+)
+def test_a_callback_using_an_undecodable_status_as_a_dict_gets_the_envelope(rig: Rig, encoded: str) -> None:
+    assert rig.session.engine is not None
+    rig.session.engine.max_inflated = 1_000
+    got: list[Any] = []
+
+    def on_hb(_s: Session, _e: str, data: dict[str, Any]) -> None:
+        got.append((data["EE_ID"], len(data), sorted(dict(data)), json.loads(json.dumps(data))["EE_ID"]))
+
+    rig.session.dispatcher.add("heartbeat", ("*",), on_hb)
+    rig.beat(encoded=encoded)
+    (alias, size, keys, dumped), = got
+    assert alias == dumped == "node-1" and size == len(keys) and "ENCODED_DATA" not in keys and "CPU" not in keys
+    stats = rig.stats()
+    assert stats["callback_errors"] == 0 and stats["delivered"] == {} and sum(stats["rejected"].values()) == 1
+
+
+def test_a_status_text_too_long_for_the_cap_is_refused_unread(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert rig.session.engine is not None
+    rig.session.engine.max_inflated = 1_000
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("inflated a text refused by its length")
+
+    monkeypatch.setattr(code_module, "inflate", refuse)
+    rig.session.dispatcher.add("heartbeat", ("*",), lambda _s, _e, data: data.get("CPU"))
+    rig.beat(encoded=compress_text("{}") + "A" * max_compressed_chars(1_000))
+    (_, data), = rig.seen
+    assert isinstance(data, HeartbeatView) and isinstance(data.error, DecompressionBomb)
+    assert data.get("CPU") is None and data["EE_ID"] == "node-1"
+    assert rig.stats()["rejected"] == {"bomb": 1} and rig.stats()["callback_errors"] == 0
