@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pye2.domain.codecs.code import DEFAULT_MAX_INFLATED, decompress_text
+from pye2.domain.codecs.code import decompress_text
 from pye2.domain.codecs.heartbeat import decode_heartbeat
-from pye2.domain.codecs.heartbeat_view import restore_envelope
+from pye2.domain.codecs.heartbeat_view import DEFAULT_MAX_STATUS_BYTES, restore_envelope
 from pye2.errors import DecodeError
 
 __all__ = ["MAX_CONTAINERS", "heartbeat_view"]
@@ -77,11 +77,11 @@ def heartbeat_view(message: Mapping[str, Any], text: str | None = None) -> dict[
     (it spares inflating it again).
     """
     if message.get("HEARTBEAT_VERSION") == "v2" and isinstance(message.get("ENCODED_DATA"), str):
-        if text is not None and (len(text) > DEFAULT_MAX_INFLATED or not text.isascii()):
+        if text is not None and (len(text) > DEFAULT_MAX_STATUS_BYTES or not text.isascii()):
             text = None  # the inflation cap counts bytes: let the domain inflate and judge
         if text is None:
             try:
-                text = decompress_text(message["ENCODED_DATA"])
+                text = decompress_text(message["ENCODED_DATA"], max_size=DEFAULT_MAX_STATUS_BYTES)
             except DecodeError:
                 text = None  # the domain function raises it in its own words
         inner = None if text is None else _parse(text)

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pye2.domain.codecs.code import DEFAULT_MAX_INFLATED
-from pye2.domain.codecs.heartbeat_view import PROTECTED_FIELDS
+from pye2.domain.codecs.heartbeat_view import DEFAULT_MAX_STATUS_BYTES, PROTECTED_FIELDS
 from pye2_transport_memory.node._fastview import MAX_CONTAINERS, heartbeat_view
 
 __all__ = ["SUMMARY_KEYS", "PendingView", "pending_view", "summary_of"]
@@ -101,7 +100,7 @@ def pending_view(message: dict[str, Any], text: str, status: Mapping[str, Any]) 
     the inflation cap, nesting the stdlib parser might refuse) or the summary
     is not certain.
     """
-    if len(text) > DEFAULT_MAX_INFLATED or not text.isascii() \
+    if len(text) > DEFAULT_MAX_STATUS_BYTES or not text.isascii() \
             or text.count("{") + text.count("[") >= MAX_CONTAINERS:
         return None
     summary = summary_of(message, status)
