@@ -14,7 +14,8 @@ URL form::
 * keyword options override the URL; every option is a field of :class:`AmqpConfig`.
 
 The password is never shown: it is left out of ``repr`` and :attr:`AmqpConfig.safe_url`
-masks it. Every invalid value raises :class:`pye2.errors.ConfigError`.
+masks it; no error quotes it, even when an unencoded ``/``, ``?`` or ``#`` in it moved it
+past the host. Every invalid value raises :class:`pye2.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -217,15 +218,44 @@ def parse_url(url: str, **options: Any) -> AmqpConfig:
     if not isinstance(url, str):
         raise ConfigError(f"AMQP URL must be a str, got {type(url).__name__}")
     try:
-        parts = urlsplit(url.strip())
+        return _parse(url.strip(), options)
+    except ConfigError:
+        if not _at_after_host(url):
+            raise
+        # The user name or password spilled past the host: the error may quote part of it.
+        raise ConfigError(
+            "invalid AMQP URL (not shown: it may hold a password): an '@' comes after the host, so the user "
+            "name or password probably holds an unencoded '/', '?', '#' or '@'; percent-encode it "
+            "(urllib.parse.quote(password, safe='')), and write an '@' in an option as %40") from None
+
+
+def _at_after_host(url: str) -> bool:
+    """True when an ``@`` follows the host part (or there is no ``://``), as when a password's ``/`` ends it."""
+    start = url.find("://")
+    if start < 0:
+        return "@" in url
+    ends = [i for i in (url.find(c, start + 3) for c in "/?#") if i >= 0]
+    return "@" in url[min(ends, default=len(url)):]
+
+
+def _parse(url: str, options: Mapping[str, Any]) -> AmqpConfig:
+    try:
+        parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"invalid AMQP URL: {exc}") from None
+        # urllib quotes what it cannot parse, which may be a password (amqp://user:password, no host).
+        text = str(exc)
+        hidden = "'" in text or '"' in text
+        reason = "malformed host or port (not shown, in case it is a password)" if hidden else text
+        raise ConfigError(f"invalid AMQP URL: {reason}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise ConfigError(f"AMQP URL must start with amqp:// or amqps://, got scheme {parts.scheme!r}")
     if parts.fragment:
         raise ConfigError("AMQP URL must not have a #fragment")
+    if parts.username is None and _at_after_host(url):
+        # amqp:/user:pass@host would make "user:pass@host" the vhost (shown in repr and errors).
+        raise ConfigError("AMQP URL has an '@' after the host and no user name before it")
     path = parts.path
     if path in ("", "/"):
         vhost = "/"

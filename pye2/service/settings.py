@@ -6,11 +6,15 @@ Keys: ``PYE2_HOST``, ``PYE2_PORT``, ``PYE2_USER``, ``PYE2_PASS``,
 variable beats the same key in ``.env``. The ``.env`` file is read from the
 current directory (or the ``env_file`` path given), ``KEY=VALUE`` lines,
 ``#`` comments, optional quotes; a missing file is fine.
+
+A password never shows: ``repr`` masks ``pwd`` and the password of a
+``transport`` URL as ``***``, and errors do not echo a malformed transport.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,23 @@ from pye2.errors import ConfigError
 __all__ = ["Settings", "env_count", "eth_setting", "read_env_file", "resolve_settings", "trusted_nodes_from_env"]
 
 KEYS = ("PYE2_HOST", "PYE2_PORT", "PYE2_USER", "PYE2_PASS", "PYE2_TRANSPORT", "PYE2_PROFILE")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def _mask_url(url: str | None) -> str | None:
+    """``url`` with the password of its ``user:password@`` part shown as ``***``.
+
+    Errs on the side of masking: everything between the first ``:`` after the
+    user name and the last ``@`` is hidden, so a password holding an unencoded
+    ``/``, ``?``, ``#`` or ``@`` is hidden too.
+    """
+    if url is None or "://" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -54,7 +75,7 @@ class Settings:
     profile: str | None
 
     def __repr__(self) -> str:
-        return (f"Settings(transport={self.transport!r}, host={self.host!r}, port={self.port!r}, "
+        return (f"Settings(transport={_mask_url(self.transport)!r}, host={self.host!r}, port={self.port!r}, "
                 f"user={self.user!r}, pwd={'***' if self.pwd else None}, profile={self.profile!r})")
 
     def transport_url(self) -> str | None:
@@ -64,6 +85,10 @@ class Settings:
         scheme = self.transport or ("mqtt" if self.host else None)
         if scheme is None:
             return None
+        if not _SCHEME.fullmatch(scheme):
+            # Not a name and not scheme://...: perhaps a mistyped URL with a password, so not echoed.
+            raise ConfigError("transport must be a registered name (mqtt, amqp, memory, ...) or a URL "
+                              "scheme://...; the value given is neither (not shown: it may hold a password)")
         if scheme in ("memory", "sim") and not self.host:
             return f"{scheme}://"
         if not self.host:
