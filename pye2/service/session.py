@@ -546,13 +546,20 @@ class Session:
         address = record.address
         if address is None or not self.confirmations.pending_for(address):
             return
-        if record.secured is not True or any(same_address(a, self.engine.address) for a in record.whitelist):
+        if record.secured is not True or self._listed(record.whitelist):
             return
         me = self.engine.address
         self.confirmations.fail_node(address, lambda conf: NotAllowed(
             f"{conf.description}: node {record.alias} ({address}) is SECURED and its allow-list does not list "
             f"this session's address {me}; the node ignores its commands. Its operator adds the address to the "
             f"node's authorized_addrs file (pye2 sim: --allow {me})", node=address, address=me))
+
+    def _listed(self, whitelist: Iterable[str]) -> bool:
+        """Whether a node's ``EE_WHITELIST`` lists this session (a real node writes the entries without a prefix)."""
+        assert self.engine is not None
+        mine = self.engine.address
+        body = self.profile.strip_prefix(mine) or mine
+        return any(entry == body or same_address(entry, mine) for entry in whitelist)
 
     def _explain_silence(self, conf: Confirmation) -> str:
         """What the session can see of the node a command timed out on."""
@@ -566,7 +573,7 @@ class Session:
         parts = [f"node {rec.alias} ({rec.address}) last heard {now - rec.last_seen:.1f} s ago"
                  + (" (offline)" if now - rec.last_seen >= self.online_timeout else "")]
         if rec.secured is True and self.engine is not None:
-            allowed = any(same_address(a, self.engine.address) for a in rec.whitelist)
+            allowed = self._listed(rec.whitelist)
             parts.append("its allow-list lists this session" if allowed else
                          f"its allow-list does not list this session ({self.engine.address})")
         mode = {True: "ETH mode", False: "without ETH", None: "unknown"}[rec.eth]

@@ -91,3 +91,13 @@ def test_a_session_verifies_either_kind_of_node_whatever_it_signs_with(eth: bool
             assert seen
             assert sess.stats.rejected.get("signature", 0) == 0
             sess.close()
+
+
+def test_a_whitelist_without_prefixes_as_a_real_node_writes_it_lists_the_session() -> None:
+    with SimulatedNetwork(nodes=1, seed=6) as net:
+        sess = net.session()
+        sess.connect()
+        assert sess.wait_for_node(net.node_ids[0], 30)
+        body = sess.address.split("_", 1)[1]
+        assert sess._listed([body]) and sess._listed([sess.address]) and not sess._listed(["AnotherBody"])
+        sess.close()
