@@ -4,13 +4,14 @@ The command-line wiring lives in ``pye2.cli``; this module provides the two
 pieces it needs::
 
     add_sim_arguments(parser)   # the options below
-    run_sim(args) -> exit code  # 0 after Ctrl-C; 1 when the broker cannot be reached; 2 for bad options
+    run_sim(args) -> exit code  # 0 after Ctrl-C (or SIGTERM); 1 when the broker cannot be reached; 2 for bad options
 
 Options: ``--broker URL`` (required), ``--root TOPIC`` (a private topic root:
 how people share a broker), ``--nodes N|name,name``, ``--profile``,
 ``--heartbeat-interval``, ``--allow ADDRESS`` (repeatable), ``--allow-file
 PATH`` (one address a line, optional alias after it, ``#`` comments; re-read
-when it changes, as a real node re-reads its ``authorized_addrs``),
+when it changes, as a real node re-reads its ``authorized_addrs``; looked at
+every ``--allow-file-poll`` seconds),
 ``--allow-any`` (anyone on the broker may command the nodes: a warning banner
 says so), ``--seed N`` (deterministic keys: for tests, not secret) or
 ``--state DIR`` (random keys kept there, so the nodes keep their addresses
@@ -23,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -73,6 +77,8 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an address the nodes take commands from (repeatable)")
     parser.add_argument("--allow-file", type=Path, default=None, dest="allow_file", metavar="PATH",
                         help="addresses the nodes take commands from, one a line (re-read when it changes)")
+    parser.add_argument("--allow-file-poll", type=_positive_float, default=ALLOW_FILE_POLL, dest="allow_file_poll",
+                        metavar="SECONDS", help=f"seconds between looks at --allow-file (default {ALLOW_FILE_POLL:g})")
     parser.add_argument("--allow-any", action="store_true", dest="allow_any",
                         help="take commands from anyone on the broker (prints a warning)")
     keys = parser.add_mutually_exclusive_group()
@@ -134,7 +140,8 @@ def _read_allow_file(path: Path) -> list[str]:
         raise ConfigError(f"--allow-file {path}: {exc}") from None
 
 
-def _watch_allow_file(network: Any, path: Path, fixed: list[str], stop: threading.Event, out: TextIO) -> None:
+def _watch_allow_file(network: Any, path: Path, fixed: list[str], stop: threading.Event, out: TextIO,
+                      poll: float = ALLOW_FILE_POLL) -> None:
     """Re-read ``path`` when its size or modification time changes; apply it with the fixed ``--allow`` ones."""
     def stamp() -> tuple[int, int] | None:
         try:
@@ -144,7 +151,7 @@ def _watch_allow_file(network: Any, path: Path, fixed: list[str], stop: threadin
         return st.st_mtime_ns, st.st_size
 
     last = stamp()
-    while not stop.wait(ALLOW_FILE_POLL):
+    while not stop.wait(poll):
         now = stamp()
         if now == last:
             continue
@@ -196,26 +203,42 @@ def run_sim(args: argparse.Namespace, *, stop: threading.Event | None = None, ou
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        network.start()
-    except Pye2Error as exc:
-        network.stop()
-        print(f"error: cannot start the simulated nodes on {_mask(args.broker)}: {exc}", file=sys.stderr)
-        return 1
-    watcher: threading.Thread | None = None
-    try:
-        _print_summary(network, args, profile.root, allowed, allow_any, seed, state, out)
-        if allow_file is not None:
-            watcher = threading.Thread(target=_watch_allow_file, args=(network, allow_file, fixed, stop, out),
-                                       name="pye2-sim-allow-file", daemon=True)
-            watcher.start()
-        try:
+        with _stop_on_sigterm():
+            try:
+                network.start()
+            except Pye2Error as exc:
+                print(f"error: cannot start the simulated nodes on {_mask(args.broker)}: {exc}", file=sys.stderr)
+                return 1
+            _print_summary(network, args, profile.root, allowed, allow_any, seed, state, out)
+            if allow_file is not None:
+                poll = float(getattr(args, "allow_file_poll", ALLOW_FILE_POLL))
+                threading.Thread(target=_watch_allow_file, args=(network, allow_file, fixed, stop, out, poll),
+                                 name="pye2-sim-allow-file", daemon=True).start()
             stop.wait()
-        except KeyboardInterrupt:
-            print("stopping", file=out)
-        return 0
+            print("stopping", file=out, flush=True)
+    except KeyboardInterrupt:  # Ctrl-C, while running or still connecting
+        print("stopping", file=out, flush=True)
     finally:
         stop.set()
         network.stop()
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # not stop.set(): setting an Event from a signal handler can deadlock
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """On the main thread, SIGTERM (``kill``, a service manager) stops the run as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fresh() -> Any:
@@ -243,5 +266,8 @@ def _print_summary(network: Any, args: argparse.Namespace, root: str, allowed: l
     else:
         print("allow-list: only these nodes themselves (add clients with --allow ADDRESS or --allow-file PATH)",
               file=out)
+    allow_file: Path | None = getattr(args, "allow_file", None)
+    if allow_file is not None:
+        print(f"allow-file: {allow_file} (re-read when it changes)", file=out)
     out.flush()
 

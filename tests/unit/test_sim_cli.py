@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ import pytest
 
 from pye2 import Session
 from pye2.domain.profiles import RATIO1
-from pye2.errors import NotAllowed
+from pye2.errors import CommandTimeout, NotAllowed
 from pye2.wire import Identity
 from pye2_transport_memory import cli
 from pye2_transport_memory.cli import add_sim_arguments, run_sim
@@ -83,7 +84,6 @@ def test_bad_options_give_one_line_and_a_non_zero_exit(tmp_path: Path, capsys: p
 
 
 def test_the_allow_file_is_read_again_when_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "ALLOW_FILE_POLL", 0.05)
     a, b = Identity.generate().address(RATIO1), Identity.generate().address(RATIO1)
     allow = tmp_path / "authorized_addrs"
     allow.write_text(f"# who may command\n{a} alice\n")
@@ -98,7 +98,7 @@ def test_the_allow_file_is_read_again_when_it_changes(tmp_path: Path, monkeypatc
     stop = threading.Event()
     out = io.StringIO()
     runner = threading.Thread(target=run_sim, args=(_args("--broker", "memory://default", "--nodes", "1",
-                                                          "--allow-file", str(allow)),),
+                                                          "--allow-file", str(allow), "--allow-file-poll", "0.05"),),
                               kwargs={"stop": stop, "out": out})
     runner.start()
     try:
@@ -107,14 +107,120 @@ def test_the_allow_file_is_read_again_when_it_changes(tmp_path: Path, monkeypatc
             time.sleep(0.01)
         node = next(iter(seen[0].nodes.values()))
         assert node.is_allowed(a) and not node.is_allowed(b)
+        assert f"allow-file: {allow}" in out.getvalue()
         allow.write_text(f"{a}\n{b} bob   # added\n")
         os.utime(allow, ns=(time.time_ns(), time.time_ns() + 10**9))
         while not node.is_allowed(b) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert node.is_allowed(b) and "reloaded" in out.getvalue()
+        allow.write_text("garbage\n")  # a bad edit keeps the last good list and says why
+        os.utime(allow, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
+        while "unchanged" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "line 1" in out.getvalue() and node.is_allowed(a) and node.is_allowed(b)
+        allow.unlink()  # gone: the same
+        while out.getvalue().count("unchanged") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert node.is_allowed(b)
     finally:
         stop.set()
         runner.join(10)
+    assert not runner.is_alive()
+
+
+def test_poll_interval_and_addresses_are_checked() -> None:
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(SystemExit):
+            _args("--broker", "memory://x", "--allow-file-poll", bad)
+    assert _args("--broker", "memory://x").allow_file_poll == cli.ALLOW_FILE_POLL
+    assert _run("--broker", "memory://default", "--allow", "not-an-address")[0] == 2
+
+
+def test_an_unreachable_broker_is_one_line_and_exit_1_without_the_password(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = _run("--broker", "mqtt://user:s3cret@127.0.0.1:1", "--nodes", "1")
+    err = capsys.readouterr().err
+    assert code == 1 and text == ""
+    assert err.count("\n") == 1 and err.startswith("error: cannot start") and "s3cret" not in err, err
+
+
+#: runs ``pye2`` with numpy and pillow impossible to import, as after ``pip install 'pye2[mqtt]'``
+_WITHOUT_IMAGES = """
+import sys
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition('.')[0] in ('numpy', 'PIL'):
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+        return None
+sys.meta_path.insert(0, _NotInstalled())
+for name in [m for m in sys.modules if m.partition('.')[0] in ('numpy', 'PIL')]:
+    del sys.modules[name]
+from pye2.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _start(*argv: str, without_images: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """``pye2 sim ...`` in a subprocess; returns it and its start-up output (up to the allow-list line)."""
+    head = ["-c", _WITHOUT_IMAGES] if without_images else ["-m", "pye2"]
+    proc = subprocess.Popen([sys.executable, *head, "sim", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("allow-list"):
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(10)
+            raise AssertionError("pye2 sim did not start: " + "".join(lines) + (proc.stderr.read() if proc.stderr else ""))
+        lines.append(line)
+    return proc, "".join(lines)
+
+
+def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[int, str, str]:
+    proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
+@pytest.mark.timeout(60)
+def test_without_numpy_and_pillow_it_starts_and_says_once_which_extra_to_install() -> None:
+    proc, text = _start("--broker", "memory://default", "--nodes", "a,b", "--seed", "1", without_images=True)
+    code, out, err = _stop(proc)
+    assert "a  " in text and "b  " in text and code == 0 and "stopping" in out
+    assert err.count("pip install 'pye2[images]'") == 1, err
+    assert "OBJECT_TRACKING_01" in err and "VideoFile" in err and "numpy" in err and "pillow" in err
+    assert "Traceback" not in err
+
+
+def test_without_numpy_the_catalog_keeps_every_plugin_it_can_load() -> None:
+    check = _WITHOUT_IMAGES.replace("from pye2.cli import main\nsys.exit(main(sys.argv[1:]))", """
+from pye2_transport_memory.node.plugins.catalog import default_plugins, default_sources
+print(sorted(p.SIGNATURE for p in default_plugins()))
+print(sorted(t for s in default_sources() for t in s.TYPES))
+print(sorted(m for m in sys.modules if m.partition('.')[0] in ('numpy', 'PIL')))
+""")
+    done = subprocess.run([sys.executable, "-c", check], check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    plugins, sources, loaded = done.stdout.splitlines()
+    for signature in ("CUSTOM_EXEC_01", "REST_CUSTOM_EXEC_01", "SIMPLE_COUNTER", "SIMPLE_ECHO", "NET_MON_01"):
+        assert repr(signature) in plugins
+    assert "OBJECT_TRACKING_01" not in plugins and "VideoFile" not in sources
+    assert "'IotQueueListener'" in sources and "'Void'" in sources and loaded == "[]"
+    assert done.stderr.count("pye2[images]") == 1
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_stops_it_cleanly_too() -> None:
+    proc, text = _start("--broker", "memory://default", "--nodes", "1")
+    assert "random, new at every start" in text
+    code, out, err = _stop(proc, signal.SIGTERM)
+    assert code == 0 and "stopping" in out and "Traceback" not in err
 
 
 @pytest.mark.mqtt
@@ -122,32 +228,30 @@ def test_the_allow_file_is_read_again_when_it_changes(tmp_path: Path, monkeypatc
 def test_pye2_sim_on_mosquitto_takes_commands_only_from_its_allow_list(mqtt_url: str) -> None:
     root = f"pye2cli{uuid.uuid4().hex[:8]}"
     friend, stranger = Identity.generate(), Identity.generate()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pye2", "sim", "--broker", mqtt_url, "--root", root, "--nodes", "2",
-         "--profile", "ratio1", "--heartbeat-interval", "1", "--allow", friend.address(RATIO1)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, text = _start("--broker", mqtt_url, "--root", root, "--nodes", "2", "--profile", "ratio1",
+                        "--heartbeat-interval", "1", "--allow", friend.address(RATIO1))
     try:
-        assert proc.stdout is not None
-        header = proc.stdout.readline()
-        assert "simulated node(s)" in header, header + (proc.stderr.read() if proc.poll() is not None else "")
-        nodes = [proc.stdout.readline().split()[0] for _ in range(2)]
+        assert f"root topic {root!r}" in text and friend.address(RATIO1) in text
+        nodes = [line.split()[0] for line in text.splitlines() if line.startswith("  ")]
+        assert len(nodes) == 2
         sessions = [Session(transport=mqtt_url, profile="RATIO1", root_topic=root, identity=who, command_timeout=4)
                     for who in (friend, stranger)]
-        for s in sessions:
-            s.connect()
-            assert all(s.wait_for_node(n, 30) for n in nodes)
-        ok = sessions[0].create_pipeline(e2id=nodes[0], name="friend", wait=True)
-        assert ok.confirmation.ok
-        with pytest.raises(NotAllowed) as err:  # the heartbeat lists only the friend: refused by the next one
-            sessions[1].create_pipeline(e2id=nodes[0], name="stranger", wait=True)
-        assert stranger.address(RATIO1) in str(err.value) and "--allow" in str(err.value)
-        for s in sessions:
-            s.close()
-    finally:
-        proc.send_signal(2)  # Ctrl-C
         try:
-            code = proc.wait(20)
+            for s in sessions:
+                s.connect()
+                assert all(s.wait_for_node(n, 30) for n in nodes)
+            ok = sessions[0].create_pipeline(e2id=nodes[0], name="friend", wait=True)
+            assert ok.confirmation.ok
+            # no confirmation for the stranger: the session says NotAllowed as soon as a heartbeat lists
+            # only the friend (CommandTimeout if none came in time)
+            with pytest.raises((NotAllowed, CommandTimeout)) as err:
+                sessions[1].create_pipeline(e2id=nodes[0], name="stranger", wait=True)
+            if isinstance(err.value, NotAllowed):
+                assert stranger.address(RATIO1) in str(err.value) and "--allow" in str(err.value)
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            for s in sessions:
+                s.close()
+    finally:
+        code, _, err_text = _stop(proc)  # Ctrl-C
     assert code == 0
+    assert "dropped: not in its allow-list" in err_text  # the node says whom it refused

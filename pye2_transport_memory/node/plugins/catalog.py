@@ -1,8 +1,9 @@
 """The plugins and data sources a simulated node knows by default.
 
 ``default_plugins()`` and ``default_sources()`` import lazily: the vision
-plugins and the video source need numpy and pillow (``pye2[images]``) and
-are left out, with a warning, when those are missing; the node engineer's
+plugins (numpy, pillow) and the video sources (numpy) come with
+``pye2[images]`` and are left out when those are missing, with one warning
+naming what is unavailable and the extra to install; the node engineer's
 ``sources.py`` / ``netmon.py`` are picked up when present (every
 ``SimDataSource`` with ``TYPES`` / ``SimPlugin`` with a ``SIGNATURE`` they
 define), so the catalog never breaks because one of them is absent.
@@ -14,7 +15,10 @@ payload on its own timer) and ``SIMPLE_ECHO`` (echoes each structured input).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
+import sys
+import threading
 from typing import Any, ClassVar, TypeVar
 
 from pye2_transport_memory.node.plugin_base import InputItem, PluginContext, SimDataSource, SimPlugin
@@ -67,24 +71,84 @@ class SimpleEcho(SimPlugin):
         return out or None
 
 
-#: modules the optional plugins need -> the pye2 extra that installs them
+#: the catalog's optional parts: module -> (what it provides, in the warning; its classes; what it needs)
+_OPTIONAL: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "plugins.vision": ("plugins OBJECT_TRACKING_01, VIEW_SCENE_01", ("ObjectTracking01", "ViewScene01"),
+                       ("numpy", "PIL")),  # pillow: they send their annotated frames as JPEG
+    "video": ("data sources VideoFile, VideoStream", ("VideoFileSource",), ("numpy",)),
+}
+#: modules the optional parts need -> the pye2 extra that installs them
 _EXTRAS = {"numpy": "images", "PIL": "images"}
-_WARNED: set[str] = set()
+_DISTRIBUTIONS = {"PIL": "pillow"}
+_loaded: dict[str, list[Any]] | None = None
+_load_lock = threading.Lock()
 
 
-def _optional(module: str, names: tuple[str, ...]) -> list[Any]:
-    """``names`` from ``module``; [] (logged) when the module or a dependency is missing."""
-    try:
-        mod = importlib.import_module(f"{_PKG}.{module}")
-    except ImportError as exc:
-        if module not in _WARNED:  # once per process, naming what to install
-            _WARNED.add(module)
-            missing = getattr(exc, "name", None) or str(exc)
-            extra = _EXTRAS.get(str(missing).split(".")[0])
-            logger.warning("simulated nodes: %s unavailable (%s is not installed)%s", ", ".join(names), missing,
-                           f"; install it with: pip install 'pye2[{extra}]'" if extra else f": {exc}")
-        return []
-    return [getattr(mod, name) for name in names]
+def _missing(modules: tuple[str, ...]) -> list[str]:
+    """The top-level ``modules`` that cannot be imported (looked up, not imported)."""
+    absent: list[str] = []
+    for name in modules:
+        if name in sys.modules:
+            if sys.modules[name] is None:  # import blocked
+                absent.append(name)
+            continue
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            absent.append(name)
+    return absent
+
+
+def _load_optional() -> dict[str, list[Any]]:
+    """Every optional part's classes ([] when unavailable), imported once per process.
+
+    What is unavailable is said once, in one warning naming the extra that installs it.
+    """
+    global _loaded
+    with _load_lock:
+        if _loaded is not None:
+            return _loaded
+        loaded: dict[str, list[Any]] = {}
+        lacking: dict[str, list[str]] = {}  # what is unavailable -> the modules it lacks
+        failed: list[str] = []  # unavailable for another reason
+        for module, (what, names, needs) in _OPTIONAL.items():
+            loaded[module] = []
+            absent = _missing(needs)
+            if not absent:
+                try:
+                    mod = importlib.import_module(f"{_PKG}.{module}")
+                except ImportError as exc:
+                    top = str(getattr(exc, "name", None) or "").split(".")[0]
+                    if top not in _EXTRAS:
+                        failed.append(f"{what} unavailable: {exc}")
+                        continue
+                    absent = [top]
+                else:
+                    loaded[module] = [getattr(mod, name) for name in names]
+                    continue
+            lacking[what] = absent
+        if lacking:
+            logger.warning("%s", _unavailable_message(lacking))
+        for line in failed:
+            logger.warning("simulated nodes: %s", line)
+        _loaded = loaded
+        return loaded
+
+
+def _unavailable_message(lacking: dict[str, list[str]]) -> str:
+    modules = {m for absent in lacking.values() for m in absent}
+    extras = sorted({_EXTRAS[m] for m in modules if m in _EXTRAS})
+    names = " and ".join(sorted(_DISTRIBUTIONS.get(m, m) for m in modules))
+    install = " ".join(f"'pye2[{extra}]'" for extra in extras)
+    return (f"simulated nodes: {' and '.join(lacking)} unavailable ({names} not installed; every other plugin "
+            f"and source runs); to have them: pip install {install}")
+
+
+def _optional(module: str) -> list[Any]:
+    """The classes of an optional part (see ``_OPTIONAL``); [] when unavailable."""
+    return list(_load_optional()[module])
 
 
 def _defined_in(module: str, base: type[T]) -> list[type[T]]:
@@ -112,7 +176,7 @@ def default_plugins() -> list[type[SimPlugin]]:
     from pye2_transport_memory.node.plugins.custom_exec import CustomExec01, RestCustomExec01
 
     plugins: list[type[SimPlugin]] = [CustomExec01, RestCustomExec01, SimpleCounter, SimpleEcho]
-    plugins += _optional("plugins.vision", ("ObjectTracking01", "ViewScene01"))
+    plugins += _optional("plugins.vision")
     plugins += _defined_in("netmon", SimPlugin)
     return plugins
 
@@ -120,6 +184,6 @@ def default_plugins() -> list[type[SimPlugin]]:
 def default_sources() -> list[type[SimDataSource]]:
     """Every data source class a simulated node starts with."""
     sources: list[type[SimDataSource]] = []
-    sources += _optional("video", ("VideoFileSource",))
+    sources += _optional("video")
     sources += _defined_in("sources", SimDataSource)
     return sources
