@@ -249,6 +249,7 @@ class Session:
                 verify=self.verify,
                 encrypt=bool(self.profile.encrypt_commands if encrypt is None else encrypt)
                 and self.profile.commands_by_address,
+                prescreen=self.directory.prescreen,
             )
             self.confirmations = ConfirmationTracker(
                 self.clock, self._cond, stats=self.stats, own=(self.engine.address, self.name),
