@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 from pye2.domain.profiles import get_profile
 from pye2.errors import ConfigError
-from pye2_transport_memory.harness.options import NetworkOptions, private_root
+from pye2_transport_memory.harness.options import NetworkOptions, merge_options, private_root
 from pye2_transport_memory.harness.recorder import CommandRecorder, ReceivedCommand
 from pye2_transport_memory.harness.waiting import wait_async, wait_sync
 from pye2_transport_memory.network import SimulatedNetwork
@@ -53,13 +54,21 @@ class NetworkHarness:
         self._closed = False
 
     @classmethod
-    def create(cls, options: NetworkOptions, broker: str | None = None) -> NetworkHarness:
+    def create(cls, options: NetworkOptions | None = None, broker: str | None = None,
+               **overrides: Any) -> NetworkHarness:
         """Build the network (on ``broker`` under a private root unless ``options.virtual``), start it.
 
+        ``overrides`` are :class:`NetworkOptions` fields (``nodes=2, seed=7``)
+        applied over ``options``. Use it as a context manager where a fixture
+        cannot serve, e.g. one fresh network per hypothesis example::
+
+            with NetworkHarness.create(nodes=2, seed=seed) as net: ...
+
         Raises:
-            ConfigError: a bad option.
+            ConfigError: a bad option (an unknown one names the closest valid one).
             Pye2Error: the broker cannot be reached (the network is stopped again).
         """
+        options = merge_options([((), overrides)], base=options)
         broker = None if options.virtual else (broker or None)
         profile = get_profile(options.profile)
         if broker is not None:
@@ -77,6 +86,13 @@ class NetworkHarness:
 
     def __repr__(self) -> str:
         return f"<NetworkHarness {self.network!r}>"
+
+    def __enter__(self) -> NetworkHarness:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     # -- what the network is ----------------------------------------------------------------
     @property

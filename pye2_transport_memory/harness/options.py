@@ -106,15 +106,16 @@ def _unknown(key: str) -> ConfigError:
     return ConfigError(f"unknown pye2_network option {key!r}{hint} (known: {', '.join(_NAMES)})")
 
 
-def merge_options(layers: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]) -> NetworkOptions:
-    """Options from ``(args, kwargs)`` layers, farthest first (later layers win key by key).
+def merge_options(layers: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
+                  base: NetworkOptions | None = None) -> NetworkOptions:
+    """Options from ``(args, kwargs)`` layers over ``base``, farthest first (later layers win key by key).
 
     One positional argument is the node count or ids.
 
     Raises:
         ConfigError: an unknown option (with the closest valid name), a bad value, or extra positionals.
     """
-    options = NetworkOptions()
+    options = base if base is not None else NetworkOptions()
     for args, kwargs in layers:
         if len(args) > 1:
             raise ConfigError(f"pye2_network takes at most one positional argument (nodes), got {len(args)}")
