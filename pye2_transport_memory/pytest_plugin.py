@@ -96,14 +96,16 @@ def pye2_network(request: pytest.FixtureRequest, pye2_broker: str | None) -> Ite
     from pye2_transport_memory.harness import NetworkHarness, merge_options
     from pye2_transport_memory.harness.options import mask_url
 
+    failure = ""
     try:
-        options = merge_options(_layers(request))
-        harness = NetworkHarness.create(options, pye2_broker)
+        harness = NetworkHarness.create(merge_options(_layers(request)), pye2_broker)
     except ConfigError as exc:
-        pytest.fail(f"pye2_network: {exc}", pytrace=False)
+        failure = f"pye2_network: {exc}"
     except Pye2Error as exc:
         where = mask_url(pye2_broker) if pye2_broker else "the in-memory hub"
-        pytest.fail(f"pye2_network: cannot start the simulated network on {where}: {exc}", pytrace=False)
+        failure = f"pye2_network: cannot start the simulated network on {where}: {exc}"
+    if failure:  # outside the except block: the report shows this line, not a chained traceback
+        pytest.fail(failure, pytrace=False)
     try:
         yield harness
     finally:

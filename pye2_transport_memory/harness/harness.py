@@ -24,7 +24,7 @@ from pye2.domain.profiles import get_profile
 from pye2.errors import ConfigError
 from pye2_transport_memory.harness.options import NetworkOptions, merge_options, private_root
 from pye2_transport_memory.harness.recorder import CommandRecorder, ReceivedCommand
-from pye2_transport_memory.harness.waiting import wait_async, wait_sync
+from pye2_transport_memory.harness.waiting import WaitTimeout, wait_async, wait_sync
 from pye2_transport_memory.network import SimulatedNetwork
 from pye2_transport_memory.node._admin import ADMIN_PIPELINE
 from pye2_transport_memory.node.node import SimulatedNode
@@ -32,6 +32,9 @@ from pye2_transport_memory.node.node import SimulatedNode
 __all__ = ["NetworkHarness"]
 
 log = logging.getLogger(__name__)
+
+#: wall seconds :meth:`NetworkHarness.commands` waits for the recorder to catch up with a node on a broker
+RECORDER_CATCH_UP = 5.0
 
 #: seconds a new session waits to see every running node (virtual, or wall on a broker)
 SESSION_READY = 60.0
@@ -225,9 +228,20 @@ class NetworkHarness:
         return sorted(k for k in keys if (pipeline is None or k[0] == pipeline) and k[0] != ADMIN_PIPELINE)
 
     def commands(self, node: str, action: str | None = None) -> list[ReceivedCommand]:
-        """Commands that arrived for ``node`` (only ``action`` ones if given), oldest first."""
-        node_id = self.node(node).node_id
-        return [c for c in self.recorder.commands(node_id) if action is None or c.action == action]
+        """Commands that arrived for ``node`` (only ``action`` ones if given), oldest first.
+
+        On a broker the recorder's copy travels apart from the node's: this
+        first waits (up to ``RECORDER_CATCH_UP`` seconds) until the recorder has
+        had every command the node counts as received.
+        """
+        target = self.node(node)
+        if not self.virtual:
+            try:
+                wait_sync(self.network, lambda: self.recorder.delivered(target.node_id)
+                          >= target.counters["commands_received"], 0.0, RECORDER_CATCH_UP, None)
+            except WaitTimeout:
+                log.warning("command recorder: %s counts more commands than were recorded", target.node_id)
+        return [c for c in self.recorder.commands(target.node_id) if action is None or c.action == action]
 
     def actions(self, node: str) -> list[str]:
         """The ``ACTION`` of each command that arrived for ``node``, oldest first."""

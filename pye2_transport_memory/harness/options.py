@@ -103,7 +103,7 @@ def _check(key: str, value: Any) -> Any:
 def _unknown(key: str) -> ConfigError:
     close = difflib.get_close_matches(key, _NAMES, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown pye2_network option {key!r}{hint} (known: {', '.join(_NAMES)})")
+    return ConfigError(f"unknown option {key!r}{hint} (known: {', '.join(_NAMES)})")
 
 
 def merge_options(layers: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],

@@ -72,6 +72,7 @@ class CommandRecorder:
         self._network = network
         self._lock = threading.Lock()
         self._seen: dict[str, list[ReceivedCommand]] = {node_id: [] for node_id in network.node_ids}
+        self._delivered: dict[str, int] = dict.fromkeys(network.node_ids, 0)
         self.malformed = 0
         self._transport: Any = None
 
@@ -92,6 +93,8 @@ class CommandRecorder:
         return on_command
 
     def _record(self, node_id: str, body: bytes) -> None:
+        with self._lock:
+            self._delivered[node_id] += 1
         try:
             message = json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -120,6 +123,11 @@ class CommandRecorder:
             seen.append(command)
             if len(seen) > MAX_PER_NODE:
                 del seen[: len(seen) - MAX_PER_NODE]
+
+    def delivered(self, node_id: str) -> int:
+        """How many bodies arrived for ``node_id`` (readable or not; the node counts ``commands_received``)."""
+        with self._lock:
+            return self._delivered[node_id]
 
     def commands(self, node_id: str) -> list[ReceivedCommand]:
         """The commands ``node_id`` received so far, oldest first (a copy)."""
