@@ -91,7 +91,11 @@ def _layers(request: pytest.FixtureRequest) -> list[tuple[tuple[Any, ...], Mappi
 
 @pytest.fixture()
 def pye2_network(request: pytest.FixtureRequest, pye2_broker: str | None) -> Iterator[NetworkHarness]:
-    """A started simulated network for this test (see the module docstring), stopped afterwards."""
+    """A started simulated network for this test (a ``NetworkHarness``), stopped afterwards.
+
+    Options: ``@pytest.mark.pye2_network(nodes=3, seed=0, profile="AIXP", ...)`` or indirect
+    parametrisation; ``--pye2-broker URL`` hosts it on a real broker (docs/testing.md).
+    """
     from pye2.errors import ConfigError, Pye2Error
     from pye2_transport_memory.harness import NetworkHarness, merge_options
     from pye2_transport_memory.harness.options import mask_url
