@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLICIES = ("drop_oldest", "drop_newest")
 #: the byte bound for a session's inbox (``inbox_bytes``; an Inbox itself has none unless given one)
-DEFAULT_MAX_BYTES = 48 * 1024 * 1024
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 _LOG_EVERY = 1000  # after the first drop, one warning per this many
 #: an item larger than max_bytes / BIG_SHARE that does not fit is refused instead of evicting older ones
 BIG_SHARE = 16
