@@ -45,6 +45,18 @@ JSON_ENV = "PYE2_JSON"
 _JSON_CHOICES = ("auto", "stdlib", "orjson")
 
 
+#: the fallbacks already announced in this process (each one is said once, in one line)
+_ANNOUNCED: set[str] = set()
+
+
+def _announce_fallback(what: str, text: str) -> None:
+    """A one-line warning, once per process, that a fast path is missing and how to get it."""
+    if what in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(what)
+    log.warning("%s (pip install %s, a normal dependency of pye2 on CPython)", text, what)
+
+
 def _coincurve_verifier() -> Verifier:
     from pye2.adapters.coincurve_backend import CoincurveVerifier
 
@@ -67,7 +79,8 @@ def best_verifier(preference: str | None = None) -> Verifier:
         try:
             verifier = _coincurve_verifier()
         except ExtraMissing:
-            log.debug("coincurve is not installed: verifying signatures with cryptography")
+            _announce_fallback("coincurve", "coincurve is not installed: verifying signatures with cryptography, "
+                                            "about 5x slower")
             return CryptographyVerifier()
         log.debug("verifying signatures with coincurve (libsecp256k1)")
         return verifier
@@ -111,7 +124,7 @@ def best_parser(serializer: Serializer, preference: str | None = None) -> Callab
     except SerializerUnavailable:
         if choice == "orjson":
             raise
-        log.debug("orjson is not installed: parsing JSON with the stdlib")
+        _announce_fallback("orjson", "orjson is not installed: parsing received JSON with the stdlib, slower")
         return serializer.loads
 
 

@@ -351,3 +351,18 @@ def test_simulator_uses_the_shared_implementation(monkeypatch: pytest.MonkeyPatc
     assert isinstance(signer, CoincurveSigner) and signer.public_key == identity.public_key
     assert signer.sign(b"hb") == identity.sign(b"hb")
     assert type(_signing.make_verifier()) is CoincurveVerifier
+
+
+def test_without_coincurve_the_fallback_is_announced_once_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from pye2.adapters import select
+
+    monkeypatch.delenv(VERIFIER_ENV, raising=False)
+    monkeypatch.setattr(select, "_ANNOUNCED", set())
+    monkeypatch.setitem(sys.modules, "coincurve", None)
+    with caplog.at_level("WARNING", logger="pye2"):
+        assert type(best_verifier()) is CryptographyVerifier
+        assert type(best_verifier()) is CryptographyVerifier
+    lines = [r.getMessage() for r in caplog.records if "coincurve" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert "pip install coincurve" in lines[0]
