@@ -15,6 +15,7 @@ from pye2.domain.profiles import AIXP, RATIO1, WireProfile
 from pye2.plugins.hookspecs import hookimpl
 from pye2.service.confirmations import Confirmation
 from pye2.service.handles import Instance, Pipeline
+from pye2.service.options import SessionOptions
 from pye2.service.payload import Payload
 from pye2.service.session import Session
 from pye2.wire import Identity
@@ -30,6 +31,7 @@ __all__ = [
     "Payload",
     "Pipeline",
     "Session",
+    "SessionOptions",
     "WireProfile",
     "__version__",
     "base64_to_code",

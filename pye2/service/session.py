@@ -19,10 +19,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from pye2.domain.keys import same_address
 from pye2.domain.logtext import clip
@@ -41,6 +41,7 @@ from pye2.service.dispatch import Dispatcher
 from pye2.service.engine import ProtocolEngine
 from pye2.service.inbox import DEFAULT_MAX_BYTES as DEFAULT_INBOX_BYTES
 from pye2.service.inbox import Inbox
+from pye2.service.options import SessionOptions, unknown_option_error
 from pye2.service.router import Router
 from pye2.service.sequencer import CommandSequencer
 from pye2.service.settings import eth_setting, resolve_settings, trusted_nodes_from_env
@@ -64,10 +65,6 @@ DEFAULT_KEY_FILE = "_pk_sdk.pem"
 #: virtual seconds ``run(wait=True)`` may cover on a simulated network before giving up
 VIRTUAL_RUN_LIMIT = 24 * 3600.0
 
-#: keyword options of the trust model (see the docs' security model)
-TRUST_OPTIONS = ("trusted_nodes", "on_node_conflict", "max_clock_skew", "replay_memory", "replay_max_age",
-                 "max_nodes", "max_status_bytes", "max_seq_gap", "inbox_bytes")
-
 #: what is left of the trust model when signatures are not enforced (logged once at connect)
 UNVERIFIED_WARNING = {
     "warn": "a message whose signature fails is delivered anyway, as if from the address it claims; "
@@ -77,9 +74,14 @@ UNVERIFIED_WARNING = {
 }
 
 
-def _pick(options: dict[str, Any], *names: str, rename: str | None = None) -> dict[str, Any]:
-    """The options among ``names`` that were given (as keyword arguments; one of them renamed)."""
-    return {(rename or name): options[name] for name in names if options.get(name) is not None}
+def _given(options: SessionOptions, *names: str, rename: str | None = None) -> dict[str, Any]:
+    """The options among ``names`` that were given (not None), as keyword arguments (one of them renamed)."""
+    return {(rename or name): getattr(options, name) for name in names if getattr(options, name) is not None}
+
+
+#: Session's parameters that are not SessionOptions (for the suggestions of an unknown option)
+_CONNECTION_PARAMETERS = ("host", "port", "user", "pwd", "name", "transport", "profile", "config", "filter_workers",
+                          "on_heartbeat", "on_notification", "on_payload", "silent", "identity", "verify", "clock")
 
 
 class Session:
@@ -103,6 +105,11 @@ class Session:
         verify: ``"strict"`` (drop and count messages whose signature fails),
             ``"warn"`` (log and deliver) or ``"off"``.
         clock: time source; default the transport's (simulated network) or the system clock.
+
+    Every option below is a typed keyword parameter, gathered into
+    :class:`~pye2.service.options.SessionOptions` (``session.options``) and
+    checked at construction; an unknown one is a ``ConfigError`` that names the
+    closest valid option, and a type checker refuses it too.
 
     Keyword options: ``online_timeout`` (60 s), ``command_timeout`` (30 s),
     ``inbox_size`` (100000), ``inbox_policy`` (``"drop_oldest"``),
@@ -152,27 +159,52 @@ class Session:
         identity: Any = None,
         verify: str = "strict",
         clock: Clock | None = None,
-        **kwargs: Any,
+        online_timeout: float = DEFAULT_ONLINE_TIMEOUT,
+        command_timeout: float = 30.0,
+        inbox_size: int = 100_000,
+        inbox_policy: str = "drop_oldest",
+        inbox_bytes: int = DEFAULT_INBOX_BYTES,
+        slow_callback_threshold: float = 1.0,
+        blocked_callback_timeout: float = 10.0,
+        decode_threads: int | None = None,
+        verify_workers: int | None = None,
+        encrypt_comms: bool | None = None,
+        root_topic: str | None = None,
+        serializer: str = "json",
+        plugin_host: PluginHost | None = None,
+        env_file: str | os.PathLike[str] | None = ".env",
+        key_path: str | os.PathLike[str] | None = None,
+        on_connection: Callable[[Session, ConnectionEvent], Any] | None = None,
+        connect_timeout: float | None = None,
+        eth: bool | str | None = None,
+        trusted_nodes: Mapping[str, str] | Iterable[str] | None = None,
+        on_node_conflict: Callable[[Session, str, str, str], Any] | None = None,
+        max_clock_skew: float | None = None,
+        replay_memory: int = DEFAULT_REPLAY_ENTRIES,
+        replay_max_age: float = DEFAULT_REPLAY_AGE,
+        max_nodes: int | None = None,
+        max_status_bytes: int | None = None,
+        max_seq_gap: int | None = None,
+        log: Any = None,
+        blockchain_config: Any = None,
+        secured: Any = None,
+        **unknown: NoReturn,
     ) -> None:
-        known = {
-            "online_timeout", "command_timeout", "inbox_size", "inbox_policy", "slow_callback_threshold",
-            "blocked_callback_timeout", "decode_threads", "verify_workers", "encrypt_comms", "root_topic", "serializer",
-            "plugin_host", "env_file", "key_path", "on_connection", "connect_timeout", "log", "blockchain_config",
-            "secured", "eth", *TRUST_OPTIONS,
-        }
-        unknown = set(kwargs) - known
+        given = locals()  # (the options above, gathered by name into SessionOptions; a test keeps both in step)
         if unknown:
-            raise ConfigError(f"unknown Session option(s): {', '.join(sorted(unknown))}")
+            raise unknown_option_error(unknown, [*SessionOptions.names(), *_CONNECTION_PARAMETERS])
+        self.options = SessionOptions(**{name: given[name] for name in SessionOptions.names()})
+        opts = self.options
         self.name = name
         self._transport_arg = transport if not isinstance(transport, str) else None
         self._settings = resolve_settings(
             host=host, port=port, user=user, pwd=pwd,
             transport=transport if isinstance(transport, str) else None,
             profile=profile.name if isinstance(profile, WireProfile) else profile,
-            env_file=kwargs.get("env_file", ".env"),
+            env_file=opts.env_file,
         )
         base = profile if isinstance(profile, WireProfile) else get_profile(self._settings.profile or AIXP)
-        root = kwargs.get("root_topic")
+        root = opts.root_topic
         self.profile: WireProfile = base.with_root(root) if root else base
         self._channel_config = dict(config or {})
         self.filter_workers = set(filter_workers) if filter_workers else None
@@ -181,23 +213,20 @@ class Session:
         self.identity = identity
         self.verify = verify
         self.clock: Clock | None = clock
-        self._options = kwargs
-        self.online_timeout = float(kwargs.get("online_timeout", DEFAULT_ONLINE_TIMEOUT))
-        self.command_timeout = float(kwargs.get("command_timeout", 30.0))
-        self.eth: bool | None = eth_setting(kwargs.get("eth"))
+        self.online_timeout = float(opts.online_timeout)
+        self.command_timeout = float(opts.command_timeout)
+        self.eth: bool | None = eth_setting(opts.eth)
         self.stats = SessionStats()
-        self.network = NetworkView(self.online_timeout, **_pick(kwargs, "max_nodes", "max_status_bytes"))
-        pins = kwargs.get("trusted_nodes")
+        self.network = NetworkView(self.online_timeout, **_given(opts, "max_nodes", "max_status_bytes"))
+        pins = opts.trusted_nodes
         self.directory = NodeDirectory(
             self.profile, self.network,
             pins=pins if pins is not None else trusted_nodes_from_env(),
-            replay=ReplayGuard(int(kwargs.get("replay_memory", DEFAULT_REPLAY_ENTRIES)),
-                               float(kwargs.get("replay_max_age", DEFAULT_REPLAY_AGE))),
+            replay=ReplayGuard(opts.replay_memory, float(opts.replay_max_age)),
             on_conflict=self._node_conflict)
-        self.dispatcher = Dispatcher(self.stats, float(kwargs.get("slow_callback_threshold", 1.0)))
+        self.dispatcher = Dispatcher(self.stats, float(opts.slow_callback_threshold))
         self.inbox: Inbox[tuple[str, Any]] = Inbox(
-            int(kwargs.get("inbox_size", 100_000)), kwargs.get("inbox_policy", "drop_oldest"),
-            max_bytes=int(kwargs.get("inbox_bytes") or DEFAULT_INBOX_BYTES), on_overflow=self._count_drop,
+            opts.inbox_size, opts.inbox_policy, max_bytes=opts.inbox_bytes, on_overflow=self._count_drop,
         )
         self._cond = threading.Condition()
         self.transport: Transport | None = None
@@ -206,7 +235,7 @@ class Session:
         self._subscriptions: list[Subscription] = []
         self.router = Router(self, directory=self.directory, dispatcher=self.dispatcher, stats=self.stats,
                              node_key=self.node_key, filter_workers=self.filter_workers,
-                             **_pick(kwargs, "max_seq_gap"))
+                             **_given(opts, "max_seq_gap"))
         self._threaded = False
         self._worker: DispatchWorker | None = None
         self._connected = False
@@ -235,8 +264,8 @@ class Session:
             self._threaded = isinstance(self.clock, SystemClock)
             if self.identity is None:
                 self.identity = self._load_identity()
-            encrypt = self._options.get("encrypt_comms")
-            serializer = host.serializer(self._options.get("serializer", "json"))
+            encrypt = self.options.encrypt_comms
+            serializer = host.serializer(self.options.serializer)
             from pye2.adapters.select import best_parser, best_sorted_text
 
             self.engine = ProtocolEngine(
@@ -253,19 +282,18 @@ class Session:
             )
             self.confirmations = ConfirmationTracker(
                 self.clock, self._cond, stats=self.stats, own=(self.engine.address, self.name),
-                explain=self._explain_silence, **_pick(self._options, "max_clock_skew", rename="max_skew"))
+                explain=self._explain_silence, **_given(self.options, "max_clock_skew", rename="max_skew"))
             self.router.on_heartbeat_of = self._check_allowed
             self.router.confirmations = self.confirmations
             self._sequencer = CommandSequencer(self.confirmations, transport.publish, self.stats)
-            listener = self._options.get("on_connection")
+            listener = self.options.on_connection
             if listener is not None and hasattr(transport, "add_connection_listener"):
                 transport.add_connection_listener(lambda ev: self._deliver_connection_event(listener, ev))
             if self._threaded:
                 self._worker = DispatchWorker(self.inbox, self._decode, self._apply, self.dispatcher, self.stats,
-                                              name=self.name, decode_threads=int(self._options.get(
-                                                  "decode_threads") or default_decode_threads()),
-                                              blocked_timeout=float(self._options.get("blocked_callback_timeout",
-                                                                                      10.0)),
+                                              name=self.name, decode_threads=int(self.options.decode_threads
+                                                                 or default_decode_threads()),
+                                              blocked_timeout=float(self.options.blocked_callback_timeout),
                                               verifier=self._verify_pool(serializer))
                 self._worker.start()
             try:
@@ -286,7 +314,7 @@ class Session:
         """The worker processes that check signatures (``verify_workers``), or None to check them inline."""
         from pye2.service.verify_workers import VerifyPool, VerifySpec, default_verify_workers
 
-        raw = self._options.get("verify_workers")
+        raw = self.options.verify_workers
         workers = default_verify_workers() if raw is None else raw
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise ConfigError(f"verify_workers must be a non-negative integer, not {workers!r}")
@@ -298,7 +326,7 @@ class Session:
         return VerifyPool(spec, workers, name=self.name)
 
     def _plugin_host(self) -> PluginHost:
-        host = self._options.get("plugin_host")
+        host: PluginHost | None = self.options.plugin_host
         if host is None:
             from pye2.plugins.host import default_host
 
@@ -312,7 +340,7 @@ class Session:
                 "no broker configured: pass host=... (MQTT) or transport='mqtt://host:1883', "
                 "set PYE2_HOST / PYE2_TRANSPORT, or use transport='sim://' for a simulated network"
             )
-        options = {k: self._options[k] for k in ("connect_timeout",) if k in self._options}
+        options = _given(self.options, "connect_timeout")
         return host.make_transport(url, **options)  # type: ignore[no-any-return]
 
     @staticmethod
@@ -324,7 +352,7 @@ class Session:
     def _load_identity(self) -> Any:
         from pye2.wire import Identity
 
-        path = self._options.get("key_path")
+        path = self.options.key_path
         if path is None:
             home = Path(os.environ.get("PYE2_HOME", Path.home() / ".pye2"))
             path = home / DEFAULT_KEY_FILE
@@ -455,7 +483,7 @@ class Session:
     def _apply(self, kind: str, body: Any, decoded: Event | Rejected | BaseException | None) -> None:
         """Route one decoded message and run its callbacks (the dispatcher thread only, in order)."""
         if kind == KIND_CONNECTION:
-            listener = self._options.get("on_connection")
+            listener = self.options.on_connection
             if listener is not None:
                 self.dispatcher.call(listener, self, body)
         elif isinstance(decoded, Rejected):
@@ -471,7 +499,7 @@ class Session:
             self._cond.notify_all()
 
     def _node_conflict(self, name: str, known: str, other: str) -> None:
-        listener = self._options.get("on_node_conflict")
+        listener = self.options.on_node_conflict
         if listener is not None:
             self.dispatcher.call(listener, self, name, known, other)
 
