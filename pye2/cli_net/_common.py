@@ -58,6 +58,13 @@ def connect(session: Any, conn: Connection, out: Output) -> None:
     Raises:
         CliFailure: the broker cannot be reached or refuses us.
     """
+    try:
+        configured = conn.settings.transport_url() is not None
+    except ConfigError as exc:
+        raise CliFailure(str(exc), 2) from None
+    if not configured:
+        raise CliFailure("no broker configured: pass --broker URL, or set PYE2_TRANSPORT (or PYE2_HOST) in the "
+                         "environment or .env", 2)
     with out.progress(f"connecting to {conn.broker}"):
         try:
             session.connect()
