@@ -30,8 +30,14 @@ def command(body: Body) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         out = Output(bool(getattr(args, "json", False)))
         conn: Connection | None = None
+        verbose = bool(getattr(args, "verbose", False))
+        if not verbose:  # the command reports what matters itself; the SDK's warnings would be noise on stderr
+            quiet = logging.getLogger("pye2")
+            if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+                quiet.addHandler(logging.NullHandler())
         try:
             conn = connection(args)
+            conn.verbose = verbose
             return body(args, conn, out)
         except CliFailure as exc:
             out.error(explain(exc, conn))

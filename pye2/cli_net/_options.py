@@ -91,6 +91,8 @@ class Connection:
     identity_explicit: bool
     env_file: str | None
     secrets: tuple[str, ...]
+    #: ``-v``: the SDK logs at INFO (to stderr, with ``pye2 -v``)
+    verbose: bool = False
 
     @property
     def broker(self) -> str:
@@ -135,7 +137,7 @@ class Connection:
             kwargs["root_topic"] = self.root
         return Session(name=CLIENT_NAME, transport=self.settings.transport, host=self.settings.host,
                        port=self.settings.port, user=self.settings.user, pwd=self.settings.pwd,
-                       profile=self.settings.profile, identity=identity, silent=True, **kwargs, **options)
+                       profile=self.settings.profile, identity=identity, silent=not self.verbose, **kwargs, **options)
 
 
 def mask(text: str, secrets: tuple[str, ...]) -> str:

@@ -147,7 +147,7 @@ class Tail:
                                  "instance": instance, "summary": summary, "reason": reason})
             else:
                 stamp = time.strftime("%H:%M:%S")
-                who = safe(alias, 40) if alias else safe(address or "?", 60)
+                who = safe(alias, 40) if alias else safe(address or "unknown sender", 60)
                 where = "/".join(safe(p, 40) for p in (pipeline, signature, instance) if p)
                 mark = "verified" if status == "verified" else f"REJECTED ({reason})"
                 text = f"{stamp} {mark:<10} {kind:<12} {who}{' ' + where if where else ''}: {summary}"
