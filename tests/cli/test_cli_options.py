@@ -69,3 +69,29 @@ def test_rich_tables_on_a_terminal_and_plain_text_on_request(sim: Sim) -> None:
     assert all(node in fancy.stdout for node in NODES)
     plain = sim.run("nodes", "--wait", "2", env=sim.env(FORCE_COLOR="1", PYE2_CLI_PLAIN="1"))
     assert "━" not in plain.stdout and "\x1b[" not in plain.stdout and plain.stdout.startswith("2 node(s) heard")
+
+
+#: ``python -m pye2`` with rich impossible to import, as after ``pip install pye2`` without the cli extra
+_WITHOUT_RICH = """
+import sys
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition('.')[0] == 'rich':
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+        return None
+sys.meta_path.insert(0, _NotInstalled())
+from pye2.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_rich_a_terminal_gets_plain_text(sim: Sim) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_RICH, "pipelines", "sim-node-1", *sim.options()],
+                          cwd=sim.work, env=sim.env(FORCE_COLOR="1"), capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].split() == ["PIPELINE", "TYPE", "SIGNATURE", "INSTANCE"]
+    assert "\x1b[" not in done.stdout
