@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from pye2.domain.keys import same_address
 from pye2.domain.messages import node_time
 from pye2.errors import ConfigError, Pye2Error, TransportError
 
-__all__ = ["FactsCollector", "NodeFacts", "allows", "check_allowed", "command", "connect", "heard", "listen", "wait_for_node"]
+__all__ = ["FactsCollector", "NodeFacts", "allows", "check_allowed", "command", "connect", "heard", "listen", "sigterm_stops", "wait_for_heartbeat", "wait_for_node"]
 
 log = logging.getLogger(__name__)
 
@@ -179,3 +181,32 @@ def check_allowed(session: Any, node: str) -> None:
     raise NotAllowed(f"node {safe(record.alias, 60)} ({record.address}) is SECURED and its allow-list does not "
                      f"list this identity {me}: it ignores our commands. Its operator adds the address to the "
                      f"node's authorized_addrs file (pye2 sim: --allow {me})", node=record.address, address=me)
+
+
+@contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """While the block runs, SIGTERM stops it as Ctrl-C does (``KeyboardInterrupt``)."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def wait_for_heartbeat(session: Any, node: str, timeout: float, out: Output, conn: Connection) -> Any:
+    """Wait until ``node`` is heard and has sent a heartbeat (its pipelines and allow-list); its record.
+
+    Raises:
+        CliFailure: not heard within ``timeout``.
+    """
+    started = time.monotonic()
+    wait_for_node(session, node, timeout, out, conn)
+    record = session.directory.find(node)
+    left = max(0.0, timeout - (time.monotonic() - started))
+    with out.progress(f"waiting for a heartbeat of {node}"):
+        if record is None or not session.wait(lambda: record.heartbeats > 0, left):
+            raise CliFailure(f"node {node} sent no heartbeat within {timeout:g} s")
+    return record

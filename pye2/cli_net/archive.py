@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from pye2.cli_net._common import check_allowed, command, connect, wait_for_node
+from pye2.cli_net._common import check_allowed, command, connect, wait_for_heartbeat
 from pye2.cli_net._options import CliFailure, Connection, add_connection_options
 from pye2.cli_net._output import Output, safe
 
@@ -29,10 +29,7 @@ def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
     session = conn.session()
     try:
         connect(session, conn, out)
-        wait_for_node(session, args.node, args.timeout, out, conn)
-        record = session.directory.find(args.node)
-        with out.progress(f"waiting for a heartbeat of {args.node}"):
-            session.wait(lambda: record.heartbeats > 0, args.timeout)
+        record = wait_for_heartbeat(session, args.node, args.timeout, out, conn)
         pipelines = record.pipelines or {}
         if args.pipeline not in pipelines:
             names = ", ".join(safe(n, 60) for n in sorted(pipelines)) or "none"

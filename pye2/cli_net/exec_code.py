@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pye2.cli_net._common import check_allowed, command, connect, wait_for_node
+from pye2.cli_net._common import check_allowed, command, connect, wait_for_heartbeat
 from pye2.cli_net._options import CliFailure, Connection, add_connection_options
 from pye2.cli_net._output import Output, safe, safe_lines
 from pye2.errors import CodeCheckError, Pye2Error
@@ -84,10 +84,9 @@ def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
     session = conn.session()
     try:
         connect(session, conn, out)
-        wait_for_node(session, args.node, args.timeout, out, conn)
-        check_allowed(session, args.node)
-        record = session.directory.find(args.node)
         started = time.monotonic()
+        record = wait_for_heartbeat(session, args.node, args.timeout, out, conn)
+        check_allowed(session, args.node)
         name = f"pye2_exec_{uuid.uuid4().hex[:8]}"
         with out.progress(f"running {args.file.name} on {args.node}"):
             pipe = session.create_pipeline(e2id=args.node, name=name, data_source="Void", wait=args.timeout)
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
                 except Pye2Error:
                     pass  # the result matters more than the clean-up
         took = time.monotonic() - started
-        node = record.alias if record is not None else args.node
+        node = record.alias
         if out.json:
             out.record({"node": node, "result": result, "error": error, "seconds": round(took, 3)})
         elif error is None:

@@ -9,13 +9,10 @@ SECURED, takes anyone's; ``no``), its signing mode (``eth``: ETH mode; ``plain``
 from __future__ import annotations
 
 import argparse
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from pye2.cli_net._common import FactsCollector, allows, command, connect, listen
+from pye2.cli_net._common import FactsCollector, allows, command, connect, listen, sigterm_stops
 from pye2.cli_net._options import Connection, add_connection_options, positive_float
 from pye2.cli_net._output import Output, safe
 
@@ -82,18 +79,6 @@ def _table(out: Output, session: Any, rows: list[dict[str, Any]]) -> Any:
     return out.make_table(COLUMNS, [_cells(r) for r in rows], title=title, styles=styles)
 
 
-@contextmanager
-def _sigterm_stops() -> Iterator[None]:
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @command
 def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
     facts = FactsCollector()
@@ -112,7 +97,7 @@ def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
                 out.line(f"no node heard in {args.wait:g} s on {conn.broker} (root {session.profile.root!r}, "
                          f"{session.profile.name} profile)")
             return 0
-        with _sigterm_stops():
+        with sigterm_stops():
             try:
                 _watch(args, session, facts, out)
             except KeyboardInterrupt:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pye2.cli_net._common import command, connect, wait_for_node
-from pye2.cli_net._options import Connection, add_connection_options
+from pye2.cli_net._common import command, connect, wait_for_heartbeat
+from pye2.cli_net._options import CliFailure, Connection, add_connection_options
 from pye2.cli_net._output import Output, safe
 
 __all__ = ["add_arguments", "pipeline_records", "run"]
@@ -48,14 +48,9 @@ def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
     session = conn.session()
     try:
         connect(session, conn, out)
-        wait_for_node(session, args.node, args.timeout, out, conn)
-        record = session.directory.find(args.node)
-        with out.progress(f"waiting for a heartbeat of {args.node}"):
-            session.wait(lambda: record.heartbeats > 0, args.timeout)
+        record = wait_for_heartbeat(session, args.node, args.timeout, out, conn)
         if record.status_error:
-            raise_text = f"node {args.node}'s last heartbeat could not be read: {safe(record.status_error)}"
-            out.error(raise_text)
-            return 1
+            raise CliFailure(f"node {args.node}'s last heartbeat could not be read: {safe(record.status_error)}")
         records = pipeline_records(record.alias, record.pipelines or {})
         if out.json:
             for item in records:

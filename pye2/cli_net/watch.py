@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pye2.cli_net._common import command, connect
+from pye2.cli_net._common import command, connect, sigterm_stops
 from pye2.cli_net._options import CliFailure, Connection, add_connection_options, positive_float
 from pye2.cli_net._output import Output, safe
-from pye2.cli_net.nodes import _sigterm_stops
 from pye2.domain.keys import same_address
 from pye2.domain.messages import Rejected
 
@@ -211,7 +210,7 @@ def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
                                                          ("type", ",".join(args.types or []))) if v)
             out.line(f"watching {conn.broker} root {session.profile.root!r} as {session.address}"
                      + (f" ({filters})" if filters else "") + "; Ctrl-C stops", style="dim")
-        with _sigterm_stops():
+        with sigterm_stops():
             try:
                 session.wait(tail.done.is_set, args.seconds)
             except KeyboardInterrupt:
