@@ -170,7 +170,11 @@ class Tail:
             self.images += 1
             stem = "_".join(_UNSAFE.sub("-", str(p))[:40] for p in (alias, pipeline, signature, instance) if p)
             path = folder / f"{stem}_{self.images:05d}.{ext}"
-            path.write_bytes(raw)
+            try:
+                path.write_bytes(raw)
+            except OSError as exc:
+                saved.append(f"nothing ({path.name}: {exc.strerror or exc})")
+                continue
             saved.append(path.name)
         return saved
 
