@@ -40,7 +40,7 @@ class Sim:
     addresses: dict[str, str] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYE2_") and k not in ("FORCE_COLOR",)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYE2_") and k not in ("FORCE_COLOR", "NO_COLOR")}
         env.update(PYE2_HOME=str(self.work / "home"), PYTHONPATH=str(ROOT), COLUMNS="200")
         env.update(extra)
         return env

@@ -64,7 +64,7 @@ def test_bad_settings_are_one_line(sim: Sim) -> None:
 
 def test_rich_tables_on_a_terminal_and_plain_text_on_request(sim: Sim) -> None:
     pytest.importorskip("rich")
-    fancy = sim.run("nodes", "--wait", "2", env=sim.env(FORCE_COLOR="1"))
+    fancy = sim.run("nodes", "--wait", "2", env=sim.env(FORCE_COLOR="1", TERM="xterm-256color"))
     assert fancy.returncode == 0 and "━" in fancy.stdout and "\x1b[" in fancy.stdout
     assert all(node in fancy.stdout for node in NODES)
     plain = sim.run("nodes", "--wait", "2", env=sim.env(FORCE_COLOR="1", PYE2_CLI_PLAIN="1"))
