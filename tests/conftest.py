@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import HealthCheck, settings
 
+# pytester for tests/pytest_plugin (pytest only takes pytest_plugins from the top-level conftest)
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = Path(os.environ.get("PYE2_VECTORS", ROOT.parent / "shared" / "vectors"))
 SPEC = VECTORS.parent / "spec"

@@ -71,5 +71,20 @@ class ReplayGuard:
                 seen.popitem(last=False)
         return True
 
+    def seen(self, digest: str | None, now: float) -> bool:
+        """Whether ``digest`` was accepted in the last ``max_age`` seconds, remembering nothing.
+
+        A cheap look before a message's signature is checked: a digest accepted
+        recently is a replay whatever the signature says. Safe to call from another
+        thread than the one that :meth:`check` s (single dict reads).
+        """
+        if not digest:
+            return False
+        try:
+            at = self._seen[hash(digest)]
+        except KeyError:
+            return False
+        return now - at <= self.max_age
+
     def __len__(self) -> int:
         return len(self._seen)

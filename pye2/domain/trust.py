@@ -199,6 +199,17 @@ class NodeBindings:
             raise AmbiguousNode(name, binding.claimants())
         return binding.address
 
+    def known_claimant(self, name: str, address: str) -> bool:
+        """Whether ``address`` already claimed ``name``, bound to another address, and was refused.
+
+        Such a claimant is refused again without more ado (see
+        :meth:`~pye2.service.directory.NodeDirectory.prescreen`); a trusted
+        address never is (it may take its name back).
+        """
+        binding = self._bound.get(name)
+        return (binding is not None and address in binding.others and address != binding.address
+                and not self.is_trusted(address))
+
     def names_of(self, address: str) -> list[str]:
         """Every name bound to ``address``."""
         return [n for n, b in self._bound.items() if self._same(b.address, address)]

@@ -9,6 +9,9 @@ node (a name or an address) into the address they talk to.
 
 Admission, in order:
 
+0. **prescreen** (:meth:`prescreen`, before the signature is checked): a
+   digest accepted recently, or an address already refused for a bound
+   name, is refused at once, for the same reason as below;
 1. **replay**: an ``EE_HASH`` (or signature) accepted recently is refused
    (``rejected["replay"]``), whatever its kind;
 2. **binding**: a message whose name is bound to another address is an
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from pye2.domain.codecs.heartbeat_view import HeartbeatView
 from pye2.domain.keys import same_address
@@ -82,6 +86,25 @@ class NodeDirectory:
         if seen.verdict is Verdict.IMPOSTOR:
             if seen.new_claimant and seen.binding is not None and address is not None:
                 self._report(event.alias, seen.binding.address, address)
+            return "impostor"
+        return None
+
+    def prescreen(self, message: Mapping[str, Any], now: float) -> str | None:
+        """A cheap verdict on a parsed message before its signature is checked.
+
+        ``"replay"`` for a digest (``EE_HASH``, else ``EE_SIGN``) accepted
+        recently, ``"impostor"`` for an address that already claimed a bound
+        name and was refused; None: check it in full. Under a flood of copies
+        and impostors, most hostile messages stop here without the cost of a
+        signature check (whatever their signature, they would be refused for
+        the same reason). Read-only, so a decode thread may call it.
+        """
+        digest = message.get("EE_HASH") or message.get("EE_SIGN")
+        if isinstance(digest, str) and self.replay.seen(digest, now):
+            return "replay"
+        name = message.get("EE_ID")
+        sender = message.get("EE_SENDER")
+        if isinstance(name, str) and isinstance(sender, str) and self.bindings.known_claimant(name, sender):
             return "impostor"
         return None
 

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 VERIFY_MODES = ("strict", "warn", "off")
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: ``f(message, now) -> reason | None``: a cheap verdict before the signature check
+Prescreen = Callable[[Mapping[str, Any], float], "str | None"]
 _ETH_FIELDS = frozenset({"EE_ETH_SENDER", "EE_ETH_SIGN"})
 #: decoded heartbeat status at most (a real node's is 12-100 KB)
 DEFAULT_MAX_INFLATED = 4 * 1024 * 1024
@@ -77,6 +79,10 @@ class ProtocolEngine:
             would (see :func:`pye2.adapters.select.best_parser`).
         sorted_text: exact-or-None writer of the sorted JSON text for verification
             (see :func:`pye2.domain.signing.verify_fields`).
+        prescreen: ``f(message, now) -> reason | None``, asked after parsing and
+            before the signature check: a reason refuses the message at once
+            (the session's :meth:`~pye2.service.directory.NodeDirectory.prescreen`:
+            replays and known impostors, so a flood of them costs no signature checks).
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class ProtocolEngine:
         warn_interval: float = 60.0,
         parse: Callable[[bytes], dict[str, Any]] | None = None,
         sorted_text: SortedTextFn | None = None,
+        prescreen: Prescreen | None = None,
     ) -> None:
         if verify not in VERIFY_MODES:
             raise ConfigError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
@@ -113,6 +120,7 @@ class ProtocolEngine:
         self._formatter_lookup = formatter_lookup
         self._formatters: dict[str, Formatter | None] = {}
         self._limiter = LogLimiter(interval=warn_interval)
+        self.prescreen = prescreen
 
     # -- inbound --------------------------------------------------------------------
     def receive(self, kind: str, body: bytes, now: float, verdict: Verdict | None = None) -> Event | Rejected:
@@ -132,6 +140,10 @@ class ProtocolEngine:
             return Rejected("malformed", str(exc), kind=kind)
         raw_sender = message.get("EE_SENDER")
         sender: str | None = raw_sender if isinstance(raw_sender, str) else None
+        if self.prescreen is not None:
+            early = self.prescreen(message, now)
+            if early is not None:
+                return Rejected(early, "refused before its signature was checked", sender=sender, kind=kind)
         verified = self._verifies
         if verified:
             failure: str | None = None

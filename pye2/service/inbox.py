@@ -9,7 +9,11 @@ of the bytes in the item, see :func:`body_size`). When an item does not fit,
 the policy decides:
 
 * ``"drop_oldest"`` (default): evict the oldest queued items until it fits;
-  telemetry wants fresh data more than old data.
+  telemetry wants fresh data more than old data. When it is bytes that are
+  short, the *bulky* queued items (at least 1/256 of the byte bound, 64 KiB at
+  least) go first, oldest of them first: a flood of large messages then costs
+  the ordinary small traffic nothing while there are large ones to shed. Items
+  are always taken in arrival order.
 * ``"drop_newest"``: refuse the arriving item.
 
 An item larger than ``max_bytes`` on its own is always refused (evicting
@@ -40,10 +44,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLICIES = ("drop_oldest", "drop_newest")
 #: the byte bound for a session's inbox (``inbox_bytes``; an Inbox itself has none unless given one)
-DEFAULT_MAX_BYTES = 48 * 1024 * 1024
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 _LOG_EVERY = 1000  # after the first drop, one warning per this many
 #: an item larger than max_bytes / BIG_SHARE that does not fit is refused instead of evicting older ones
 BIG_SHARE = 16
+#: queued items of at least max(BULKY_MIN, max_bytes / BULKY_SHARE) bytes are evicted first when bytes run short
+BULKY_SHARE = 256
+BULKY_MIN = 64 * 1024
 
 
 def body_size(item: Any) -> int:
@@ -103,8 +110,13 @@ class Inbox(Generic[T]):
         self.policy = policy
         self.max_bytes = max_bytes
         self._size_of: Callable[[T], int] = size_of if size_of is not None else body_size
-        self._items: deque[T] = deque()
-        self._sizes: deque[int] = deque()
+        #: items of at least this many bytes are "bulky": short of bytes, they are evicted first
+        self.bulky_bytes: int | None = None if max_bytes is None else max(BULKY_MIN, max_bytes // BULKY_SHARE)
+        # two FIFO lanes of (arrival number, item, size): taken in arrival order across both
+        self._small: deque[tuple[int, T, int]] = deque()
+        self._bulky: deque[tuple[int, T, int]] = deque()
+        self._seq = 0
+        self._count = 0
         self._bytes = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -118,7 +130,7 @@ class Inbox(Generic[T]):
         size = self._size_of(item)
         limit = self.max_bytes
         with self._cond:  # (every branch decides under the lock; drops are reported after it)
-            if not self._closed and len(self._items) < self.maxsize and (limit is None or self._bytes + size <= limit):
+            if not self._closed and self._count < self.maxsize and (limit is None or self._bytes + size <= limit):
                 self._append(item, size)
                 return True
             dropped: list[T] = []
@@ -137,10 +149,11 @@ class Inbox(Generic[T]):
                 dropped.append(item)
                 why = "big"
             else:
-                items, sizes = self._items, self._sizes
-                while items and (len(items) >= self.maxsize or (limit is not None and self._bytes + size > limit)):
-                    dropped.append(items.popleft())
-                    self._bytes -= sizes.popleft()
+                while self._count and (self._count >= self.maxsize or (limit is not None and self._bytes + size > limit)):
+                    # short of bytes: the bulkiest queued messages go first (oldest of them first), so
+                    # a flood of large messages costs few of the small ones; short of slots: the oldest
+                    bulky = self._count < self.maxsize and bool(self._bulky)
+                    dropped.append(self._pop(self._bulky if bulky else self._oldest_lane()))
                 self._append(item, size)
             self.dropped += len(dropped)
             before = self._drops.get(why, 0)
@@ -164,11 +177,27 @@ class Inbox(Generic[T]):
 
     def _append(self, item: T, size: int) -> None:
         """(Under the lock.)"""
-        self._items.append(item)
-        self._sizes.append(size)
+        self._seq += 1
+        lane = self._bulky if self.bulky_bytes is not None and size >= self.bulky_bytes else self._small
+        lane.append((self._seq, item, size))
         self._bytes += size
-        self.high_water = max(self.high_water, len(self._items))
+        self._count += 1
+        self.high_water = max(self.high_water, self._count)
         self._cond.notify()
+
+    def _oldest_lane(self) -> deque[tuple[int, T, int]]:
+        """(Under the lock, not empty.) The lane whose first item arrived first."""
+        small, bulky = self._small, self._bulky
+        if not bulky or (small and small[0][0] < bulky[0][0]):
+            return small
+        return bulky
+
+    def _pop(self, lane: deque[tuple[int, T, int]]) -> T:
+        """(Under the lock.)"""
+        _, item, size = lane.popleft()
+        self._bytes -= size
+        self._count -= 1
+        return item
 
     def _log_drop(self, why: str, size: int, count: int) -> None:
         """The first drop of each kind, then one line per thousand."""
@@ -184,15 +213,18 @@ class Inbox(Generic[T]):
     def get_batch(self, max_items: int = 256, timeout: float | None = None) -> list[T]:
         """Up to ``max_items`` items; waits up to ``timeout`` for the first one."""
         with self._cond:
-            if not self._items and not self._closed:
-                self._cond.wait_for(lambda: bool(self._items) or self._closed, timeout)
-            n = min(max_items, len(self._items))
-            if n == len(self._items):
+            if not self._count and not self._closed:
+                self._cond.wait_for(lambda: bool(self._count) or self._closed, timeout)
+            n = min(max_items, self._count)
+            if n == self._count:
                 return self._take_all()
-            items, sizes = self._items, self._sizes
-            taken = [items.popleft() for _ in range(n)]
-            self._bytes -= sum(sizes.popleft() for _ in range(n))
-            return taken
+            if not self._bulky:
+                small = self._small
+                batch = [small.popleft() for _ in range(n)]
+                self._bytes -= sum(entry[2] for entry in batch)
+                self._count -= n
+                return [entry[1] for entry in batch]
+            return [self._pop(self._oldest_lane()) for _ in range(n)]
 
     def drain(self) -> list[T]:
         """Everything queued now (no waiting)."""
@@ -200,12 +232,17 @@ class Inbox(Generic[T]):
             return self._take_all()
 
     def _take_all(self) -> list[T]:
-        """(Under the lock.)"""
-        items = list(self._items)
-        self._items.clear()
-        self._sizes.clear()
+        """(Under the lock.) Everything, in arrival order."""
+        small, bulky = self._small, self._bulky
+        if bulky:
+            entries = sorted((*small, *bulky), key=lambda entry: entry[0])
+        else:
+            entries = list(small)
+        small.clear()
+        bulky.clear()
         self._bytes = 0
-        return items
+        self._count = 0
+        return [entry[1] for entry in entries]
 
     def discard(self) -> int:
         """Drop everything still queued (each item to ``on_overflow``); how many were dropped.
@@ -237,4 +274,4 @@ class Inbox(Generic[T]):
         return self._bytes
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count

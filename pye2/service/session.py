@@ -130,7 +130,7 @@ class Session:
     notification's signed node time may be and still confirm it),
     ``replay_memory`` (200000 messages) and ``replay_max_age`` (600 s),
     ``max_nodes`` (20000 records) and ``max_status_bytes`` (64 MB of retained
-    heartbeats), ``max_seq_gap`` (1000000), ``inbox_bytes`` (48 MB).
+    heartbeats), ``max_seq_gap`` (1000000), ``inbox_bytes`` (32 MB).
     """
 
     def __init__(
@@ -249,6 +249,7 @@ class Session:
                 verify=self.verify,
                 encrypt=bool(self.profile.encrypt_commands if encrypt is None else encrypt)
                 and self.profile.commands_by_address,
+                prescreen=self.directory.prescreen,
             )
             self.confirmations = ConfirmationTracker(
                 self.clock, self._cond, stats=self.stats, own=(self.engine.address, self.name),

@@ -276,3 +276,36 @@ def test_a_copy_re_signed_or_with_the_other_address_prefix_is_still_a_replay(
     session.sleep(1)
     assert [p.get("EE_MESSAGE_SEQ") for p in counting.inst_data].count(genuine["EE_MESSAGE_SEQ"]) == 1
     assert session.stats.rejected["replay"] == 2
+
+
+def test_known_impostors_and_replays_are_refused_before_their_signature_is_checked(
+        net: Any, session: Session, attacker: Attacker) -> None:
+    """Under a flood, copies and a refused claimant cost no signature check (the soak's bottleneck)."""
+    node = net.node_ids[0]
+    counting = Counting(session, node)
+    session.sleep(3)
+    genuine = attacker.last("payloads", _is_pipeline("counting"))
+    assert session.engine is not None
+    checks: list[int] = []
+    real_verify = session.engine._verify_ecdsa
+
+    def counting_verify(*args: Any, **kwargs: Any) -> Any:
+        checks.append(1)
+        return real_verify(*args, **kwargs)
+
+    session.engine._verify_ecdsa = counting_verify
+    attacker.publish("payloads", attacker.forge(genuine, FORGED=True, EE_MESSAGE_SEQ=10**6))
+    session.sleep(1)
+    first = len(checks)
+    assert session.stats.rejected["impostor"] == 1 and first >= 1  # a new claimant is checked in full
+    before_flood = len(checks)
+    for seq in range(1, 31):
+        attacker.publish("payloads", attacker.forge(genuine, FORGED=True, EE_MESSAGE_SEQ=10**6 + seq))
+        attacker.publish("payloads", genuine)
+    session.sleep(1)
+    assert session.stats.rejected["impostor"] == 31
+    assert session.stats.rejected["replay"] == 30
+    # only the node's own new payloads (one per second of the counter) were checked meanwhile
+    assert len(checks) - before_flood < 10, len(checks) - before_flood
+    assert counting.forged() == []
+    _node_still_works(session, net, node, counting)

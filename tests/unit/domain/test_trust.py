@@ -131,3 +131,32 @@ def test_a_digest_is_accepted_at_most_once_while_remembered(digests: list[str]) 
     g = ReplayGuard(max_entries=10_000, max_age=1e9)
     accepted = [d for d in digests if g.check(d, 0.0)]
     assert len(accepted) == len(set(digests))
+
+
+def test_known_claimant_is_only_a_refused_address_of_a_bound_name() -> None:
+    b = NodeBindings()
+    assert b.observe("n", "A").verdict is Verdict.OWNER
+    assert not b.known_claimant("n", "B")  # never seen: check it in full
+    assert b.observe("n", "B").verdict is Verdict.IMPOSTOR
+    assert b.known_claimant("n", "B")
+    assert not b.known_claimant("n", "A") and not b.known_claimant("other", "B")
+    b.forget("n")
+    assert not b.known_claimant("n", "B")
+
+
+def test_a_trusted_address_is_never_a_known_claimant() -> None:
+    b = NodeBindings(["T"])
+    b.observe("n", "A")
+    b.pin("n", "A")
+    b.observe("n", "T")
+    assert not b.known_claimant("n", "T")
+
+
+def test_replay_seen_looks_without_remembering() -> None:
+    guard = ReplayGuard(max_entries=10, max_age=60)
+    assert not guard.seen("h1", 0.0)
+    assert len(guard) == 0  # looking remembers nothing
+    assert guard.check("h1", 0.0)
+    assert guard.seen("h1", 59.0)
+    assert not guard.seen("h1", 61.0)  # older than max_age: not a replay any more
+    assert not guard.seen(None, 0.0) and not guard.seen("", 0.0)

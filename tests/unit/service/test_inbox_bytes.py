@@ -207,3 +207,52 @@ def test_concurrent_producers_count_every_message_once() -> None:
     assert s["received"] == sum(s["delivered"].values()) + s["dropped"] + s["in_flight"]
     assert s["in_flight"] == len(inbox) == 0 and inbox.bytes == 0
     assert taken["n"] == sum(s["delivered"].values())
+
+
+def test_short_of_bytes_the_bulky_messages_go_first_and_order_is_kept() -> None:
+    dropped: list[int] = []
+    inbox: Inbox[tuple[str, bytes]] = Inbox(1000, max_bytes=MB, on_overflow=lambda item: dropped.append(_number(item)))
+    assert inbox.bulky_bytes == 64 * 1024
+    n = 0
+    for _ in range(5):  # small, bulky, small, bulky, ... (the flood mixed with ordinary traffic)
+        for _ in range(20):
+            assert inbox.put(_message(n, 1024))
+            n += 1
+        assert inbox.put(_message(n, 150 * 1024))
+        n += 1
+    bulky = {20, 41, 62, 83, 104}
+    assert inbox.bytes == 100 * 1024 + 5 * 150 * 1024
+    for _ in range(400):  # ordinary traffic keeps coming while the consumer is behind
+        inbox.put(_message(n, 1024))
+        n += 1
+    assert set(dropped) <= bulky and dropped == sorted(dropped)  # only bulky ones, oldest of them first
+    assert dropped == [20, 41]  # 400 KB more needed 2 of them (300 KB), no small one
+    assert inbox.bytes <= MB
+    taken = [_number(item) for item in inbox.drain()]
+    assert taken == sorted(taken)  # arrival order across both lanes
+    assert set(taken) | set(dropped) == set(range(n))
+
+
+def test_short_of_bytes_with_no_bulky_message_left_the_oldest_go() -> None:
+    dropped: list[int] = []
+    inbox: Inbox[tuple[str, bytes]] = Inbox(1000, max_bytes=MB, on_overflow=lambda item: dropped.append(_number(item)))
+    inbox.put(_message(0, 200 * 1024))
+    for n in range(1, 900):
+        inbox.put(_message(n, 1024))
+    assert dropped[0] == 0  # the bulky one first
+    assert dropped[1:] == list(range(1, len(dropped)))  # then the oldest small ones
+    batch = [_number(item) for item in inbox.get_batch(10_000)]
+    assert batch == list(range(len(dropped), 900))
+
+
+def test_short_of_slots_the_oldest_goes_even_if_small() -> None:
+    dropped: list[int] = []
+    inbox: Inbox[tuple[str, bytes]] = Inbox(3, max_bytes=MB, on_overflow=lambda item: dropped.append(_number(item)))
+    inbox.put(_message(0, 1024))
+    inbox.put(_message(1, 100 * 1024))
+    inbox.put(_message(2, 1024))
+    inbox.put(_message(3, 1024))
+    assert dropped == [0]
+    assert [_number(item) for item in inbox.get_batch(2)] == [1, 2]
+    assert [_number(item) for item in inbox.get_batch(2)] == [3]
+    assert len(inbox) == 0 and inbox.bytes == 0
