@@ -93,3 +93,10 @@ def test_ctrl_c_stops_a_watch_with_exit_0(sim: Sim) -> None:
     finally:
         code, _, err = stop(proc)
     assert code == 0 and err == ""
+
+
+def test_seconds_ends_a_quiet_watch_with_exit_0(sim: Sim) -> None:
+    done = sim.run("watch", "--pipeline", "never-deployed", "--seconds", "1.5")
+    assert done.returncode == 0 and done.stderr == ""
+    header = f"watching {sim.broker} root '{sim.root}' as {sim.me_address} (pipeline never-deployed); Ctrl-C stops"
+    assert done.stdout.splitlines() == [header]
