@@ -9,6 +9,7 @@ Subcommands, one function each (``cmd_<name>``), registered in
     pye2 verify [--profile aixp|ratio1] [FILE|-]               print the sender, or exit 1
     pye2 selftest                                       a short self-checking tour of the core
     pye2 demo | sim ...                                 from plugins (the simulator registers them)
+    pye2 nodes | pipelines | archive | watch | exec | doctor   the network (pye2.cli_net)
 
 Exit codes: 0 success, 1 failure (invalid signature, bad input, key file
 problem), 2 usage error. Key material is never printed.
@@ -242,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     selftest = commands.add_parser("selftest", help="a short self-checking tour of the core (no network)")
     selftest.set_defaults(func=cmd_demo)
     _add_plugin_commands(commands)
+    from pye2.cli_net import add_network_commands  # nodes, pipelines, archive, watch, exec, doctor
+
+    add_network_commands(commands)
     return parser
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pye2.domain.codecs.heartbeat_view import HeartbeatView
 from pye2.domain.keys import same_address
-from pye2.domain.messages import Event, HeartbeatEvent, NotificationEvent, PayloadEvent
+from pye2.domain.messages import Event, HeartbeatEvent, NotificationEvent, PayloadEvent, Rejected
 from pye2.domain.network import NodeRecord
 from pye2.errors import DecompressionBomb
 from pye2.service.confirmations import ConfirmationTracker
@@ -121,7 +121,9 @@ class Router:
         """Admit one decoded event (replays and impostors are refused), apply it and run its callbacks."""
         reason = self.directory.admit(event, now, verified=event.verified)
         if reason is not None:
-            self.stats.count_rejected(reason)
+            detail = ("a copy of a message already received" if reason == "replay"
+                      else f"claims the name {event.alias}, bound to another address")
+            self.stats.count_rejected(reason, Rejected(reason, detail, sender=event.address, kind=kind))
             return
         if isinstance(event, HeartbeatEvent):
             self._heartbeat(kind, event, now)
@@ -209,7 +211,8 @@ class Router:
             if error is None:
                 self.stats.count_delivered(kind)
             else:
-                self.stats.count_rejected("bomb" if isinstance(error, DecompressionBomb) else "malformed")
+                reason = "bomb" if isinstance(error, DecompressionBomb) else "malformed"
+                self.stats.count_rejected(reason, Rejected(reason, str(error), sender=event.address, kind=kind))
         finally:
             record.settle()  # from here on the record keeps the compressed status, not the view
 

@@ -487,7 +487,7 @@ class Session:
             if listener is not None:
                 self.dispatcher.call(listener, self, body)
         elif isinstance(decoded, Rejected):
-            self.stats.count_rejected(decoded.reason)
+            self.stats.count_rejected(decoded.reason, decoded)
             return
         elif isinstance(decoded, BaseException) or decoded is None:
             self.stats.count_rejected("internal")  # the decoder raised (logged where it happened)

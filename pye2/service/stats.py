@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SessionStats"]
+from pye2.domain.messages import Rejected
+
+__all__ = ["RECENT_REJECTIONS", "SessionStats"]
+
+log = logging.getLogger(__name__)
+
+#: rejections :attr:`SessionStats.recent_rejections` keeps (the oldest go first)
+RECENT_REJECTIONS = 100
 
 
 @dataclass
@@ -38,6 +47,11 @@ class SessionStats:
     Commands: ``commands_sent`` (published), and of those that wait for an
     answer, ``commands_confirmed``, ``commands_failed`` (refused by the node, not
     allowed, or could not be sent) and ``commands_timed_out``.
+
+    Diagnostics (``pye2 watch``, ``pye2 doctor``): ``recent_rejections`` keeps the
+    last :data:`RECENT_REJECTIONS` rejections with their details (sender-controlled
+    text: clip it before showing it), and ``on_rejected``, if set, is called with
+    each one as it is counted (on the thread that counts it; its errors are logged).
     """
 
     received: int = 0
@@ -55,6 +69,9 @@ class SessionStats:
     commands_confirmed: int = 0
     commands_failed: int = 0
     commands_timed_out: int = 0
+    recent_rejections: deque[Rejected] = field(default_factory=lambda: deque(maxlen=RECENT_REJECTIONS),
+                                               repr=False, compare=False)
+    on_rejected: Callable[[Rejected], None] | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_received(self, n: int = 1) -> None:
@@ -65,9 +82,18 @@ class SessionStats:
         with self._lock:
             self.delivered[kind] += 1
 
-    def count_rejected(self, reason: str) -> None:
+    def count_rejected(self, reason: str, rejected: Rejected | None = None) -> None:
+        """Count one rejection; ``rejected`` (its details) is kept in ``recent_rejections`` and shown ``on_rejected``."""
+        note = rejected if rejected is not None else Rejected(reason)
         with self._lock:
             self.rejected[reason] += 1
+            self.recent_rejections.append(note)
+        listener = self.on_rejected
+        if listener is not None:
+            try:
+                listener(note)
+            except Exception:  # an observer must not break counting
+                log.warning("on_rejected listener failed", exc_info=True)
 
     def bump(self, name: str, n: int = 1) -> None:
         """Increment a plain integer counter by name."""
