@@ -25,6 +25,8 @@ Features:
   copy per matching subscription, each naming its own). Under MQTT 3.1.1 a delivery is
   matched locally against every filter; a broker that sends one copy per overlapping
   subscription then makes each of them see it once per copy (Mosquitto 2 sends one copy).
+* Shared subscriptions (``subscribe_shared``): ``$share/<group>/<filter>``, so several
+  clients split one stream (MQTT 5; Mosquitto also takes them from 3.1.1 clients).
 * QoS per topic (``qos``, ``qos_overrides``; command topics ``+/+/config`` at least 1).
 * Reconnects through paho's loop after an unexpected loss: exponential backoff with full
   jitter, the delay of each attempt set with ``reconnect_delay_set``; every loss, attempt,
@@ -66,6 +68,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from pye2.domain.logtext import clip
+from pye2.domain.sharing import validate_share_group
 from pye2.errors import ConfigError, MessageTooLarge, TransportClosed, TransportConnectError, TransportError
 from pye2.ports.transport import (
     BaseTransport,
@@ -251,11 +254,32 @@ class MqttTransport(BaseTransport):
         topic_filter = validate_filter(address)
         if not callable(handler):
             raise ConfigError("a subscription handler must be callable")
-        sub = MqttSubscription(topic_filter, handler, self._cancel)
+        return self._subscribe(MqttSubscription(topic_filter, handler, self._cancel))
+
+    def subscribe_shared(self, address: str, group: str, handler: Handler) -> MqttSubscription:
+        """Join the MQTT 5 shared subscription ``$share/<group>/<address>``.
+
+        Every client subscribed to the same filter in the same group gets a share of
+        its messages (Mosquitto: round robin), each message going to one of them; the
+        handler sees them under their own topics. Otherwise as :meth:`subscribe`.
+
+        Raises:
+            ConfigError: invalid filter, group or handler. TransportClosed: after ``close()``.
+            TransportError: the broker refused the subscription (e.g. no shared subscriptions).
+        """
+        topic_filter = validate_filter(address)
+        if topic_filter.startswith("$"):
+            raise ConfigError(f"cannot share {clip(topic_filter)!r}: a shared filter cannot start with '$'")
+        group = validate_share_group(group)
+        if not callable(handler):
+            raise ConfigError("a subscription handler must be callable")
+        return self._subscribe(MqttSubscription(topic_filter, handler, self._cancel, share_group=group))
+
+    def _subscribe(self, sub: MqttSubscription) -> MqttSubscription:
         wait = not self._on_loop_thread()  # the loop thread would wait for itself
         with self._cond:
             self._check_open()
-            entry, is_new = self._table.add(sub, self.config.qos_for(topic_filter))
+            entry, is_new = self._table.add(sub, self.config.qos_for(sub.address))
             mid = None
             if self._phase == _UP and self._client is not None:
                 try:
@@ -614,12 +638,12 @@ class MqttTransport(BaseTransport):
             if pending is None or pending.failures is None:
                 if not sub.active:
                     log.warning("no SUBACK for %s (connection lost, or none within %ss); it is restored on the "
-                                "next reconnect", clip(sub.address), self.config.connect_timeout)
+                                "next reconnect", clip(sub.broker_filter), self.config.connect_timeout)
                 return
             if pending.failures:
                 self._table.remove(sub)
                 sub.mark_cancelled()
-                raise TransportError(f"the MQTT broker refused the subscription to {sub.address!r}: "
+                raise TransportError(f"the MQTT broker refused the subscription to {sub.broker_filter!r}: "
                                      f"{', '.join(pending.failures)}")
 
     def _cancel(self, sub: MqttSubscription) -> None:
