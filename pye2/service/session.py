@@ -196,7 +196,9 @@ class Session:
         self.online_timeout = float(kwargs.get("online_timeout", DEFAULT_ONLINE_TIMEOUT))
         self.command_timeout = float(kwargs.get("command_timeout", 30.0))
         self.eth: bool | None = eth_setting(kwargs.get("eth"))
-        group = kwargs.get("share_group") or os.environ.get("PYE2_SHARE_GROUP") or None
+        group = kwargs.get("share_group")
+        if group is None:
+            group = os.environ.get("PYE2_SHARE_GROUP") or None
         #: the share group this session's payload subscriptions join (None: it receives every payload)
         self.share_group: str | None = validate_share_group(group) if group is not None else None
         self.stats = SessionStats()
