@@ -109,9 +109,9 @@ def test_a_share_group_splits_the_payloads_and_commands_work_from_each_member(br
 
 
 def test_a_transport_without_shared_subscriptions_refuses_a_share_group() -> None:
-    with SimulatedNetwork(1, seed=16) as net:
-        with pytest.raises(ConfigError, match="share_group='workers' needs a transport with shared subscriptions"):
-            net.session(share_group="workers").connect()
+    with SimulatedNetwork(1, seed=16) as net, pytest.raises(
+            ConfigError, match="share_group='workers' needs a transport with shared subscriptions"):
+        net.session(share_group="workers").connect()
 
 
 @pytest.mark.parametrize("group", ["", "a/b", "a+", "#", "x" * 65, "dot.ted", 7])
