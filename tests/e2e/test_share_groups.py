@@ -108,6 +108,32 @@ def test_a_share_group_splits_the_payloads_and_commands_work_from_each_member(br
         assert outside.stats.missed_payloads == 0 and not outside.stats.rejected
 
 
+def test_members_that_attach_to_a_pipeline_split_its_data_callbacks(broker: SharedBroker) -> None:
+    """One member creates the pipeline, the other attaches to it: its payloads reach ``on_data`` once."""
+    with ExitStack() as stack:
+        net = stack.enter_context(SimulatedNetwork(1, seed=17, profile=broker.profile, broker=broker.url,
+                                                   heartbeat_interval=HEARTBEAT_INTERVAL))
+        key = Identity.generate()
+        net.allow_client(key.address(broker.profile))
+        data: dict[str, list[int]] = {"a": [], "b": []}
+        a, b = (stack.enter_context(Session(transport=broker.url, profile=broker.profile, name=f"share-{n}",
+                                            identity=key, command_timeout=WAIT, share_group="attach"))
+                for n in ("a", "b"))
+        assert a.wait_for_node(NODE, WAIT) and b.wait_for_node(NODE, WAIT)
+        a.create_pipeline(e2id=NODE, name="split", data_source="Void", wait=WAIT,
+                          on_data=lambda pipe, sig, inst, payload: data["a"].append(int(payload["N"])))
+        assert b.wait(lambda: "split" in (b.get_active_pipelines(NODE) or {}), WAIT)
+        b.attach_to_pipeline(NODE, "split", on_data=lambda pipe, sig, inst, payload: data["b"].append(
+            int(payload["N"])))
+        with net.lock:
+            for n in range(100):
+                net.nodes[NODE].emit_payload({"N": n}, pipeline="split", signature="SHARE_TEST_01",
+                                             instance_id="i1", encrypt=False, pipeline_config={})
+        assert a.wait(lambda: len(data["a"]) + len(data["b"]) >= 100, WAIT), {k: len(v) for k, v in data.items()}
+        assert sorted(data["a"] + data["b"]) == list(range(100))
+        assert data["a"] and data["b"]
+
+
 def test_a_transport_without_shared_subscriptions_refuses_a_share_group() -> None:
     with SimulatedNetwork(1, seed=16) as net, pytest.raises(
             ConfigError, match="share_group='workers' needs a transport with shared subscriptions"):
