@@ -98,15 +98,19 @@ class Consumers:
         if gen == self._link.generation and sub.waiter is not None:
             sub.waiter.resolve(None)
 
-    def teardown(self, sub: AmqpSubscription) -> None:
+    def teardown(self, sub: AmqpSubscription, waiter: Waiter | None = None) -> None:
         """Cancel the consumer of ``sub`` and delete its queue (harmless if already gone).
 
         A share group's queue is left to the broker: it goes with its last consumer.
+        ``waiter`` is resolved by the broker's ``cancel-ok`` (at once if there is no consumer).
         """
         channel = self._link.channel
         if channel is None or not channel.is_open or sub.generation != self._link.generation:
+            if waiter is not None:
+                waiter.resolve(None)
             return
-        channel.basic_cancel(sub.consumer_tag)
+        done = None if waiter is None else self._link.guard(lambda _frame: waiter.resolve(None))
+        channel.basic_cancel(sub.consumer_tag, callback=done)
         if sub.shared_queue is None:
             channel.queue_delete(sub.queue)
 

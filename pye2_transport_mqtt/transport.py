@@ -27,6 +27,7 @@ Features:
   subscription then makes each of them see it once per copy (Mosquitto 2 sends one copy).
 * Shared subscriptions (``subscribe_shared``): ``$share/<group>/<filter>``, so several
   clients split one stream (MQTT 5; Mosquitto also takes them from 3.1.1 clients).
+  Cancelling one waits for the UNSUBACK, so the group's later messages go to the others.
 * QoS per topic (``qos``, ``qos_overrides``; command topics ``+/+/config`` at least 1).
 * Reconnects through paho's loop after an unexpected loss: exponential backoff with full
   jitter, the delay of each attempt set with ``reconnect_delay_set``; every loss, attempt,
@@ -653,9 +654,21 @@ class MqttTransport(BaseTransport):
             if entry is None or client is None or self._phase != _UP or self._closing:
                 return
             try:
-                client.unsubscribe(entry.topic_filter)
+                _rc, mid = client.unsubscribe(entry.topic_filter)
             except Exception as exc:  # noqa: BLE001 - gone locally; a broker leftover is harmless
                 log.warning("could not unsubscribe from %s: %s", clip(entry.topic_filter), clip(exc))
+                return
+            if sub.share_group is None or _rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None \
+                    or self._on_loop_thread():
+                return
+            # Leaving a share group: once the broker has acknowledged, it hands the group's later
+            # messages to the other members (until then it may still pick this one, and they are lost).
+            marker = _Pending(_LinkMarker(), True)
+            self._pending[mid] = marker
+            links = self._links
+            self._cond.wait_for(lambda: marker.failures is not None or self._links != links or self._phase != _UP,
+                                self.config.connect_timeout)
+            self._pending.pop(mid, None)
 
     # -- sending ------------------------------------------------------------------------------
 

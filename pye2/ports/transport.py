@@ -148,7 +148,10 @@ class SupportsSharedSubscriptions(Protocol):
     Subscriptions made with :meth:`Transport.subscribe` still receive every
     message. Which member gets a message is the broker's choice (round robin
     on Mosquitto and RabbitMQ); a message is not re-delivered to another
-    member if the one that got it dies before handling it.
+    member if the one that got it dies before handling it. ``cancel()`` of a
+    member's subscription returns once the broker has taken it out of the
+    group (bounded by the transport's timeout): messages published afterwards
+    go to the other members.
     """
 
     def subscribe_shared(self, address: str, group: str, handler: Handler) -> Subscription:
