@@ -125,8 +125,9 @@ class Session:
     consumers of one queue), which verifies it and runs the callbacks. Heartbeats
     and notifications still reach every member, so each one knows the nodes and
     can send commands and get their confirmations. Payload numbering gaps are
-    not counted as ``missed_payloads`` (the other members got them). Needs MQTT
-    or AMQP (``ConfigError`` on other transports). See ``docs/scale-out.md``.
+    not counted as ``missed_payloads`` (the other members got them). Needs a transport
+    with shared subscriptions (MQTT, AMQP, the simulated network; else
+    ``ConfigError`` at connect). See ``docs/scale-out.md``.
 
     ``eth``: how commands are signed: ``"auto"`` (default; ``$PYE2_ETH``): the
     way each node signs its own messages (ETH mode: with ``EE_ETH_*`` fields left
@@ -245,7 +246,7 @@ class Session:
             transport = self._transport_arg or self._make_transport(host)
             if self.share_group is not None and not isinstance(transport, SupportsSharedSubscriptions):
                 raise ConfigError(f"share_group={self.share_group!r} needs a transport with shared subscriptions "
-                                  f"(mqtt, amqp); {getattr(transport, 'name', type(transport).__name__)!r} has none")
+                                  f"(mqtt, amqp, memory); {getattr(transport, 'name', type(transport).__name__)!r} has none")
             self.transport = transport
             if self.clock is None:
                 self.clock = getattr(transport, "clock", None) or self._system_clock()

@@ -134,12 +134,6 @@ def test_members_that_attach_to_a_pipeline_split_its_data_callbacks(broker: Shar
         assert data["a"] and data["b"]
 
 
-def test_a_transport_without_shared_subscriptions_refuses_a_share_group() -> None:
-    with SimulatedNetwork(1, seed=16) as net, pytest.raises(
-            ConfigError, match="share_group='workers' needs a transport with shared subscriptions"):
-        net.session(share_group="workers").connect()
-
-
 @pytest.mark.parametrize("group", ["", "a/b", "a+", "#", "x" * 65, "dot.ted", 7])
 def test_a_bad_share_group_name_is_a_config_error(group: object) -> None:
     with pytest.raises(ConfigError, match="share_group"):
