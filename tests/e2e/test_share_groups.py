@@ -65,12 +65,13 @@ def emit(net: SimulatedNetwork, count: int) -> None:
 
 def test_a_share_group_splits_the_payloads_and_commands_work_from_each_member(broker: SharedBroker) -> None:
     with ExitStack() as stack:
-        net = stack.enter_context(SimulatedNetwork(1, seed=16, profile=broker.profile, broker=broker.url,
-                                                   heartbeat_interval=HEARTBEAT_INTERVAL))
         # The members run the same script with the same key (the default key file), the outsider its own.
+        # The nodes list both from their first heartbeat on (allowed later, an older heartbeat still
+        # in flight when a command is pending would make it fail as NotAllowed).
         worker_key, other_key = Identity.generate(), Identity.generate()
-        for key in (worker_key, other_key):
-            net.allow_client(key.address(broker.profile))
+        net = stack.enter_context(SimulatedNetwork(
+            1, seed=16, profile=broker.profile, broker=broker.url, heartbeat_interval=HEARTBEAT_INTERVAL,
+            allow_list=[key.address(broker.profile) for key in (worker_key, other_key)]))
         got = {name: Received() for name in ("a", "b", "outside")}
         sessions = {}
         for name in ("a", "b", "outside"):
@@ -111,10 +112,10 @@ def test_a_share_group_splits_the_payloads_and_commands_work_from_each_member(br
 def test_members_that_attach_to_a_pipeline_split_its_data_callbacks(broker: SharedBroker) -> None:
     """One member creates the pipeline, the other attaches to it: its payloads reach ``on_data`` once."""
     with ExitStack() as stack:
-        net = stack.enter_context(SimulatedNetwork(1, seed=17, profile=broker.profile, broker=broker.url,
-                                                   heartbeat_interval=HEARTBEAT_INTERVAL))
         key = Identity.generate()
-        net.allow_client(key.address(broker.profile))
+        net = stack.enter_context(SimulatedNetwork(
+            1, seed=17, profile=broker.profile, broker=broker.url, heartbeat_interval=HEARTBEAT_INTERVAL,
+            allow_list=[key.address(broker.profile)]))
         data: dict[str, list[int]] = {"a": [], "b": []}
         a, b = (stack.enter_context(Session(transport=broker.url, profile=broker.profile, name=f"share-{n}",
                                             identity=key, command_timeout=WAIT, share_group="attach"))
