@@ -28,6 +28,8 @@ Features:
 * Shared subscriptions (``subscribe_shared``): ``$share/<group>/<filter>``, so several
   clients split one stream (MQTT 5; Mosquitto also takes them from 3.1.1 clients).
   Cancelling one waits for the UNSUBACK, so the group's later messages go to the others.
+  Under MQTT 3.1.1 (no subscription identifiers) a transport should not hold a shared and a
+  plain subscription on overlapping filters: local matching cannot tell their copies apart.
 * QoS per topic (``qos``, ``qos_overrides``; command topics ``+/+/config`` at least 1).
 * Reconnects through paho's loop after an unexpected loss: exponential backoff with full
   jitter, the delay of each attempt set with ``reconnect_delay_set``; every loss, attempt,
