@@ -1,8 +1,8 @@
 """``python -m bench``: every figure for ratio1 (baseline) and pye2, one at a time, then the table.
 
 Options: ``--only pye2|ratio1``, ``--quick`` (tiny sizes, seconds: a smoke
-run, not figures), ``--figures ingest-pl,ingest-hb,loss,mem-node,mem-idle,
-cmd-latency,simnet``, ``--json out.json``, ``--reps N`` (rate-search
+run, not figures), ``--figures ingest-pl,ingest-pl-w,ingest-share,ingest-hb,loss,
+mem-node,mem-idle,cmd-latency,simnet``, ``--json out.json``, ``--reps N`` (rate-search
 repetitions), ``--profile`` (py-spy of the pye2 sink at its max payload rate),
 ``--broker mqtt://127.0.0.1:1883`` (loopback only).
 """
@@ -31,12 +31,14 @@ from bench.latency import cmd_latency
 from bench.loss import loss_figure, rounds_needed
 from bench.memory import mem_idle, mem_per_node
 from bench.report import machine, render
+from bench.share import share_figure
 from bench.simnet import simnet_figure
 
 log = logging.getLogger("bench")
 
-FIGURES = ("ingest-pl", "ingest-pl-w", "ingest-hb", "loss", "mem-node", "mem-idle", "cmd-latency", "simnet")
-PYE2_ONLY = ("ingest-pl-w", "simnet")
+FIGURES = ("ingest-pl", "ingest-pl-w", "ingest-share", "ingest-hb", "loss", "mem-node", "mem-idle", "cmd-latency",
+           "simnet")
+PYE2_ONLY = ("ingest-pl-w", "ingest-share", "simnet")
 #: worker processes verifying signatures in the ``ingest-pl-w`` figure (Session option ``verify_workers``)
 VERIFY_WORKERS = 2
 Profiler = Callable[..., Any]
@@ -128,6 +130,10 @@ def _figure(cfg: BenchConfig, plan: Plan, fig: str, sdk: str, corpus: Path,
         sp = SearchPlan(kind="pl", corpus=corpus, start=plan.start_pl, seconds=plan.step_seconds,
                         max_steps=plan.max_steps)
         return lambda: {**rate_search(workers, sdk, sp, None), "verify_workers": VERIFY_WORKERS}
+    if fig == "ingest-share":
+        sp = SearchPlan(kind="pl", corpus=corpus, start=plan.start_pl, seconds=plan.step_seconds,
+                        max_steps=plan.max_steps)
+        return lambda: share_figure(cfg, sp)
     if fig in ("ingest-pl", "ingest-hb"):
         kind = fig[-2:]
         sp = SearchPlan(kind=kind, corpus=corpus, start=plan.start_pl if kind == "pl" else plan.start_hb,

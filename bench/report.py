@@ -64,6 +64,11 @@ ROWS = [
         _dig("max_sustained", "median"), ">= 2.0x ratio1", "higher", 2.0, baseline="ingest-pl"),
     Row("ingest-pl-w", "    consumer CPU at that rate, workers included", "% core", _dig("sink_cpu_pct_at_max", "median"),
         "", None),
+    Row("ingest-share", "  pye2, 2 sessions in one share group (scale out on the broker)", "msg/s",
+        _dig("two", "max_sustained", "median"), "", None),
+    Row("ingest-share", "    1 session in the group, same stream", "msg/s", _dig("one", "max_sustained", "median"),
+        "", None),
+    Row("ingest-share", "    2 sessions / 1", "x", _dig("ratio"), "", None),
     Row("ingest-hb", "v2 heartbeat ingest, {ingest_nodes:,} nodes, max sustained", "msg/s", _dig("max_sustained", "median"),
         ">= 2.5x ratio1", "higher", 2.5),
     Row("ingest-hb", "  consumer CPU at that rate", "% core", _dig("sink_cpu_pct_at_max", "median"), "", None),
@@ -175,6 +180,13 @@ def notes(figures: Results, meta: dict[str, Any]) -> list[str]:
             if ms and ms.get("n"):
                 out.append(f"{kind} {sdk}: max sustained median {_fmt(ms['median'])} [{_fmt(ms['min'])}-"
                            f"{_fmt(ms['max'])}] n={ms['n']}, {res['seconds_per_step']:g} s steps")
+    for res in figures.get("ingest-share", {}).values():
+        for part in ("one", "two"):
+            ms = res.get(part, {}).get("max_sustained") if isinstance(res, dict) else None
+            if ms and ms.get("n"):
+                out.append(f"ingest-share pye2, {res[part]['sessions']} session(s) in a share group: max sustained "
+                           f"median {_fmt(ms['median'])} [{_fmt(ms['min'])}-{_fmt(ms['max'])}] n={ms['n']}, "
+                           f"{res['seconds_per_step']:g} s steps")
     for sdk, res in figures.get("loss", {}).items():
         if isinstance(res, dict) and "steps" in res:
             rungs = ", ".join(f"{_fmt(s['achieved'])}/s: {s['uncounted']} of {s['sent']}" for s in res["steps"])

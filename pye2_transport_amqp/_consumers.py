@@ -2,6 +2,8 @@
 
 Each subscription gets its own exclusive, auto-delete queue with one binding, so each
 subscription receives each matching message exactly once, even when filters overlap.
+A shared subscription consumes from its share group's queue instead (see
+:func:`~pye2_transport_amqp.topology.shared_queue_name`), with a consumer tag of its own.
 Consumers use automatic acknowledgement (the queues die with the connection, so manual
 acks would add a round trip and no safety); the handler is called on the I/O thread and
 its exceptions are logged with traceback and counted, never propagated.
@@ -37,11 +39,14 @@ class AmqpSubscription:
     """Handle returned by :meth:`AmqpTransport.subscribe`; ``cancel()`` is idempotent."""
 
     def __init__(self, link: Link, sub_id: int, address: str, binding: BindingDeclaration,
-                 handler: Callable[[Delivery], None]) -> None:
+                 handler: Callable[[Delivery], None], shared_queue: str | None = None) -> None:
         self._link = link
         self.sub_id = sub_id
         self._address = address
         self.binding = binding
+        #: a share group's queue (competing consumers), or None for a queue of its own
+        self.shared_queue = shared_queue
+        self.consumer_tag = ""
         self.handler = handler
         self.cancelled = False
         self.waiter: Waiter | None = None  # set while a subscribe() call waits for consume-ok
@@ -75,8 +80,11 @@ class Consumers:
         if channel is None or not channel.is_open or sub.cancelled or sub.generation == gen:
             return
         sub.generation = gen
-        sub.queue = queue_name(link.config.queue_prefix, link.token, gen, sub.sub_id)
-        plan = plan_subscription(sub.address, sub.queue, durable_exchange=link.config.exchange_durable)
+        own = queue_name(link.config.queue_prefix, link.token, gen, sub.sub_id)
+        sub.queue = sub.shared_queue or own
+        sub.consumer_tag = own  # unique on the channel, also when the queue is shared
+        plan = plan_subscription(sub.address, sub.queue, durable_exchange=link.config.exchange_durable,
+                                 shared=sub.shared_queue is not None)
         self._publisher.declare_exchange(plan.exchange.name)
         # pika sends these one after the other, each after the previous reply.
         channel.queue_declare(plan.queue.name, durable=plan.queue.durable, exclusive=plan.queue.exclusive,
@@ -84,19 +92,27 @@ class Consumers:
         channel.queue_bind(plan.binding.queue, plan.binding.exchange, routing_key=plan.binding.binding_key,
                            callback=_noop)
         channel.basic_consume(plan.queue.name, link.guard(partial(self._deliver, sub)), auto_ack=True,
-                              consumer_tag=plan.queue.name, callback=link.guard(lambda _f: self._consuming(sub, gen)))
+                              consumer_tag=sub.consumer_tag, callback=link.guard(lambda _f: self._consuming(sub, gen)))
 
     def _consuming(self, sub: AmqpSubscription, gen: int) -> None:
         if gen == self._link.generation and sub.waiter is not None:
             sub.waiter.resolve(None)
 
-    def teardown(self, sub: AmqpSubscription) -> None:
-        """Cancel the consumer of ``sub`` and delete its queue (harmless if already gone)."""
+    def teardown(self, sub: AmqpSubscription, waiter: Waiter | None = None) -> None:
+        """Cancel the consumer of ``sub`` and delete its queue (harmless if already gone).
+
+        A share group's queue is left to the broker: it goes with its last consumer.
+        ``waiter`` is resolved by the broker's ``cancel-ok`` (at once if there is no consumer).
+        """
         channel = self._link.channel
         if channel is None or not channel.is_open or sub.generation != self._link.generation:
+            if waiter is not None:
+                waiter.resolve(None)
             return
-        channel.basic_cancel(sub.queue)
-        channel.queue_delete(sub.queue)
+        done = None if waiter is None else self._link.guard(lambda _frame: waiter.resolve(None))
+        channel.basic_cancel(sub.consumer_tag, callback=done)
+        if sub.shared_queue is None:
+            channel.queue_delete(sub.queue)
 
     def _deliver(self, sub: AmqpSubscription, _channel: Any, method: Any, _props: Any, body: bytes) -> None:
         if sub.cancelled:

@@ -36,7 +36,7 @@ from pye2.ports.transport import ConnectionEvent, ConnectionListener
 
 from ._backoff import Backoff
 from ._consumers import AmqpSubscription, Consumers
-from ._outbox import Outbox
+from ._outbox import Outbox, Waiter
 from ._publisher import Publisher
 from ._translate import translate
 
@@ -127,13 +127,22 @@ class Link:
                 _log.exception("AMQP connection listener %r raised on %s", listener, clip(event))
 
     def cancel(self, sub: AmqpSubscription) -> None:
-        """Mark ``sub`` cancelled and have the I/O thread remove its consumer and queue."""
+        """Mark ``sub`` cancelled and have the I/O thread remove its consumer and queue.
+
+        A member of a share group waits (at most ``connect_timeout``) for the broker's
+        ``cancel-ok``: from then on the group's messages go to the other members.
+        """
+        waiter: Waiter | None = None
         with self.lock:
             if sub.cancelled:
                 return
             sub.cancelled = True
             self.subs.pop(sub.sub_id, None)
-            self.submit_locked(self._consumers.teardown, sub)
+            if sub.shared_queue is not None and self.state == CONNECTED and not self.on_io_thread():
+                waiter = Waiter()
+            self.submit_locked(self._consumers.teardown, sub, waiter)
+        if waiter is not None:
+            waiter.wait(self.config.connect_timeout)
 
     def setup_subscription(self, sub: AmqpSubscription) -> None:
         """On the I/O thread: set ``sub`` up on the current channel (no-op if already done)."""

@@ -31,6 +31,10 @@ Edge cases, decided here and pinned by ``tests/unit/test_amqp_topology.py``:
   not durable, named ``<prefix>.<token>.<generation>.<subscription id>``. The
   generation changes on every (re)connect, so a new connection never collides with the
   exclusive queue of a dead one the broker has not noticed yet.
+* A *shared* subscription (a share group, competing consumers) uses one queue per group
+  and filter, the same for every client: ``<prefix>.share.<group>.<binding key>``, not
+  exclusive, auto-delete (gone with its last consumer), not durable. Every member
+  consumes from it, so the broker hands each message to one of them (round robin).
 
 Declaring the same exchange, queue or binding twice with the same arguments is harmless
 in AMQP; the descriptions below always use the same arguments for the same name.
@@ -57,6 +61,7 @@ __all__ = [
     "plan_subscription",
     "queue_name",
     "route_for",
+    "shared_queue_name",
     "topic_matches",
     "unescape_word",
     "validate_filter",
@@ -93,7 +98,7 @@ class ExchangeDeclaration:
 
 @dataclass(frozen=True, slots=True)
 class QueueDeclaration:
-    """A session-owned queue: exclusive, auto-delete, not durable."""
+    """A subscription's queue: auto-delete, not durable; exclusive unless a share group's."""
 
     name: str
     exclusive: bool = True
@@ -238,11 +243,32 @@ def queue_name(prefix: str, token: str, generation: int, sub_id: int) -> str:
     return f"{prefix}.{token}.{generation}.{sub_id}"
 
 
-def plan_subscription(topic_filter: str, queue: str, *, durable_exchange: bool = True) -> SubscriptionPlan:
-    """The declarations one subscription needs: its root's exchange, its queue, the binding."""
+def shared_queue_name(prefix: str, group: str, topic_filter: str) -> str:
+    """Name of the queue the members of share group ``group`` consume ``topic_filter`` from.
+
+    Raises:
+        ConfigError: bad prefix, group or filter, or a name longer than 255 bytes.
+    """
+    if not _PREFIX_RE.fullmatch(prefix):
+        raise ConfigError(f"queue prefix {prefix!r} must be 1-64 letters, digits, '-' or '_'")
+    if not _PREFIX_RE.fullmatch(group):
+        raise ConfigError(f"share group {group!r} must be 1-64 letters, digits, '-' or '_'")
+    name = f"{prefix}.share.{group}.{binding_for(topic_filter).binding_key}"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ConfigError(f"the shared queue of filter {topic_filter!r} would be named with more than "
+                          f"{MAX_NAME_BYTES} bytes; use a shorter root or group")
+    return name
+
+
+def plan_subscription(topic_filter: str, queue: str, *, durable_exchange: bool = True,
+                      shared: bool = False) -> SubscriptionPlan:
+    """The declarations one subscription needs: its root's exchange, its queue, the binding.
+
+    ``shared``: the queue is a share group's (see :func:`shared_queue_name`): not exclusive.
+    """
     binding = binding_for(topic_filter)
     return SubscriptionPlan(
         exchange=ExchangeDeclaration(binding.exchange, durable=durable_exchange),
-        queue=QueueDeclaration(queue),
+        queue=QueueDeclaration(queue, exclusive=not shared),
         binding=BindingDeclaration(queue=queue, exchange=binding.exchange, binding_key=binding.binding_key),
     )

@@ -19,6 +19,8 @@ Features:
   ``subscribe`` returns once the broker has the consumer (``connect_timeout`` bound);
   before ``connect()`` or while reconnecting it returns at once and is set up on connect.
   After ``cancel()`` returns the handler is never called again.
+* **Share groups** (``subscribe_shared``): competing consumers of one queue per group and
+  filter, so several clients split one stream; each message goes to one of them.
 * **Publisher confirms** (``confirms=True``, default): the channel is in confirm mode;
   ``publish`` to an address matching ``confirm_filters`` (default ``+/+/config``, the
   command topics) blocks until the broker confirms it, raising ``TransportError`` on a
@@ -62,6 +64,7 @@ from typing import Any
 import pika
 
 from pye2.domain.logtext import clip
+from pye2.domain.sharing import validate_share_group
 from pye2.errors import ConfigError, MessageTooLarge, QueueFull, TransportClosed, TransportConnectError, TransportError
 from pye2.ports.transport import BaseTransport, ConnectionListener, Handler, TransportCapabilities
 
@@ -70,7 +73,7 @@ from ._consumers import AmqpSubscription
 from ._link import CLOSED, CONNECTED, CONNECTING, GAVE_UP, NEW, RECONNECTING, Link
 from ._outbox import Outgoing, Waiter
 from .config import AmqpConfig, parse_url
-from .topology import binding_for, route_for, topic_matches
+from .topology import binding_for, route_for, shared_queue_name, topic_matches
 
 __all__ = ["AmqpSubscription", "AmqpTransport"]
 
@@ -258,6 +261,24 @@ class AmqpTransport(BaseTransport):
             TransportClosed: after :meth:`close`.
             TransportError: the broker refused it, or did not confirm it within ``connect_timeout``.
         """
+        return self._subscribe(address, handler, None)
+
+    def subscribe_shared(self, address: str, group: str, handler: Handler) -> AmqpSubscription:
+        """Compete for ``address``'s messages with every client subscribed in ``group``.
+
+        All members consume from one queue (``<queue_prefix>.share.<group>.<binding key>``,
+        auto-delete, not exclusive), so RabbitMQ hands each message to one of them,
+        round robin. Otherwise as :meth:`subscribe`.
+
+        Raises:
+            ConfigError: malformed filter, first level a wildcard, bad group name.
+            TransportClosed: after :meth:`close`.
+            TransportError: the broker refused it, or did not confirm it within ``connect_timeout``.
+        """
+        group = validate_share_group(group)
+        return self._subscribe(address, handler, shared_queue_name(self.config.queue_prefix, group, address))
+
+    def _subscribe(self, address: str, handler: Handler, shared_queue: str | None) -> AmqpSubscription:
         link = self._link
         if link.state == CLOSED:
             raise TransportClosed(f"subscribe({address!r}) after close()")
@@ -270,7 +291,7 @@ class AmqpTransport(BaseTransport):
                 raise TransportClosed(f"subscribe({address!r}) after close()")
             if link.state == GAVE_UP:
                 raise TransportError("AMQP transport gave up reconnecting; call connect() again") from link.last_error
-            sub = AmqpSubscription(link, self._next_sub_id, address, binding, handler)
+            sub = AmqpSubscription(link, self._next_sub_id, address, binding, handler, shared_queue)
             self._next_sub_id += 1
             link.subs[sub.sub_id] = sub
             if link.state == CONNECTED:

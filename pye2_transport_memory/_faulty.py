@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pye2.errors import Pye2Error
-from pye2.ports.transport import Delivery, Handler, Subscription, TransportCapabilities
+from pye2.errors import ConfigError, Pye2Error
+from pye2.ports.transport import Delivery, Handler, Subscription, SupportsSharedSubscriptions, TransportCapabilities
 
 if TYPE_CHECKING:
     from pye2.ports.transport import Transport
@@ -91,6 +91,20 @@ class FaultyTransport:
 
     def subscribe(self, address: str, handler: Handler) -> _Sub:
         """Subscribe; deliveries across a partition are dropped."""
+        return _Sub(self.inner.subscribe(address, self._partitioned(handler)))
+
+    def subscribe_shared(self, address: str, group: str, handler: Handler) -> _Sub:
+        """Join a share group (if the wrapped transport has them); partitions apply as to ``subscribe``.
+
+        Raises:
+            ConfigError: the wrapped transport has no shared subscriptions.
+        """
+        inner = self.inner
+        if not isinstance(inner, SupportsSharedSubscriptions):
+            raise ConfigError(f"share groups need a transport with shared subscriptions; {self.name!r} has none")
+        return _Sub(inner.subscribe_shared(address, group, self._partitioned(handler)))
+
+    def _partitioned(self, handler: Handler) -> Handler:
         plan, party = self.plan, self.party
 
         def filtered(delivery: Delivery) -> None:
@@ -99,7 +113,7 @@ class FaultyTransport:
                 return
             handler(delivery)
 
-        return _Sub(self.inner.subscribe(address, filtered))
+        return filtered
 
     def __enter__(self) -> FaultyTransport:
         self.connect()

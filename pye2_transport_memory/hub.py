@@ -15,6 +15,9 @@ Features:
   handler is queued and delivered by the outer drain (breadth-first, a handler
   never recurses). One thread drains at a time; others only enqueue.
 * A handler exception is logged with its traceback and counted; delivery goes on.
+* Share groups: subscriptions made with ``group=`` on the same filter and group
+  take turns (round robin, in subscription order): each message goes to one
+  of them, as an MQTT 5 shared subscription would.
 * Fault injection: an optional ``interceptor(address, body)`` returns a list of
   ``(delay_seconds, address, body)``: ``[]`` drops, two entries duplicate, a
   changed body corrupts, ``delay > 0`` re-injects later through the hub's
@@ -111,13 +114,15 @@ class HubCounters:
 class HubSubscription:
     """A hub-level subscription; ``cancel()`` is idempotent and immediate."""
 
-    __slots__ = ("_hub", "active", "filter", "handler", "seq")
+    __slots__ = ("_hub", "active", "filter", "group", "handler", "seq")
 
-    def __init__(self, hub: Hub, filter_: str, handler: Handler, seq: int) -> None:
+    def __init__(self, hub: Hub, filter_: str, handler: Handler, seq: int, group: str | None = None) -> None:
         self._hub = hub
         self.filter = filter_
         self.handler = handler
         self.seq = seq
+        #: the share group this subscription takes turns in, or None (it gets every message)
+        self.group = group
         self.active = True
 
     @property
@@ -213,6 +218,8 @@ class Hub:
         self._matches: dict[str, list[HubSubscription]] = {}
         self._seq = 0
         self._count = 0
+        self._shared = 0  # subscriptions in a share group (none: routing skips the turn-taking)
+        self._turns: dict[tuple[str, str], int] = {}  # (group, filter) -> messages it has had
         self._queue: deque[tuple[str, bytes, list[HubSubscription]]] = deque()
         self._draining = False
         self._interceptor: Interceptor | None = None
@@ -266,12 +273,17 @@ class Hub:
 
     # -- subscriptions -------------------------------------------------------------
 
-    def subscribe(self, filter_: str, handler: Handler) -> HubSubscription:
-        """Deliver every later message whose address matches ``filter_`` to ``handler``."""
+    def subscribe(self, filter_: str, handler: Handler, *, group: str | None = None) -> HubSubscription:
+        """Deliver every later message whose address matches ``filter_`` to ``handler``.
+
+        With ``group``, the subscriptions of that group on the same filter share
+        the messages: each goes to one of them, in turn.
+        """
         validate_filter(filter_)
         with self._lock:
             self._seq += 1
-            sub = HubSubscription(self, filter_, handler, self._seq)
+            sub = HubSubscription(self, filter_, handler, self._seq, group)
+            self._shared += group is not None
             if "+" in filter_ or "#" in filter_:
                 self._wild.add(sub)
             else:
@@ -286,6 +298,7 @@ class Hub:
                 return
             sub.active = False
             self._count -= 1
+            self._shared -= sub.group is not None
             self._matches.clear()
             if "+" in sub.filter or "#" in sub.filter:
                 self._wild.remove(sub)
@@ -365,7 +378,25 @@ class Hub:
 
     def _enqueue(self, address: str, body: bytes) -> None:
         with self._lock:
-            self._queue.append((address, body, self._match(address)))
+            targets = self._match(address)
+            self._queue.append((address, body, self._take_turns(targets) if self._shared else targets))
+
+    def _take_turns(self, found: list[HubSubscription]) -> list[HubSubscription]:
+        """``found`` with each share group reduced to the member whose turn it is (caller holds the lock)."""
+        groups: dict[tuple[str, str], list[HubSubscription]] = {}
+        out = []
+        for sub in found:
+            if sub.group is None:
+                out.append(sub)
+            else:
+                groups.setdefault((sub.group, sub.filter), []).append(sub)
+        for key, members in groups.items():
+            turn = self._turns.get(key, 0)
+            self._turns[key] = turn + 1
+            out.append(members[turn % len(members)])
+        if groups and len(out) > 1:
+            out.sort(key=lambda s: s.seq)
+        return out
 
     def _drain(self) -> None:
         with self._lock:

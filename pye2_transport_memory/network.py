@@ -104,6 +104,12 @@ class _NotifyingTransport(FaultyTransport):
         self._wake_up = wake
 
     def subscribe(self, address: str, handler: Handler) -> Any:
+        return super().subscribe(address, self._waking(handler))
+
+    def subscribe_shared(self, address: str, group: str, handler: Handler) -> Any:
+        return super().subscribe_shared(address, group, self._waking(handler))
+
+    def _waking(self, handler: Handler) -> Handler:
         wake = self._wake_up
 
         def deliver(delivery: Delivery) -> None:
@@ -112,7 +118,7 @@ class _NotifyingTransport(FaultyTransport):
             finally:
                 wake()
 
-        return super().subscribe(address, deliver)
+        return deliver
 
 
 class SimulatedNetwork:

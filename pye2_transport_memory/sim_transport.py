@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pye2.errors import ConfigError
-from pye2.ports.transport import Handler, Subscription, Transport, TransportCapabilities
+from pye2.ports.transport import Handler, Subscription, SupportsSharedSubscriptions, Transport, TransportCapabilities
 
 __all__ = ["SimTransport", "parse_sim_url"]
 
@@ -74,6 +74,12 @@ class SimTransport:
 
     def subscribe(self, address: str, handler: Handler) -> Subscription:
         return self._inner.subscribe(address, handler)
+
+    def subscribe_shared(self, address: str, group: str, handler: Handler) -> Subscription:
+        inner = self._inner
+        if not isinstance(inner, SupportsSharedSubscriptions):  # pragma: no cover - the network's own are
+            raise ConfigError("this simulated network's transport has no shared subscriptions")
+        return inner.subscribe_shared(address, group, handler)
 
     def publish(self, address: str, body: bytes) -> None:
         self._inner.publish(address, body)

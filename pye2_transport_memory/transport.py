@@ -25,6 +25,7 @@ Behaviour (checked by :class:`pye2.testing.TransportTests`):
   restores every subscription not cancelled meanwhile. ``force_reconnect()``
   does both (the conformance kit's hook). Connection changes are reported to
   listeners added with ``add_connection_listener``.
+* ``subscribe_shared(address, group, handler)``: share groups, the hub's round robin.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pye2.domain.sharing import validate_share_group
 from pye2.errors import ConfigError, MessageTooLarge, QueueFull, TransportClosed, TransportConnectError, TransportError
 from pye2.ports.clock import Clock
 from pye2.ports.transport import (
@@ -124,12 +126,13 @@ def default_registry() -> HubRegistry:
 class MemorySubscription:
     """A transport-level subscription; survives simulated reconnects until cancelled."""
 
-    __slots__ = ("_active", "_address", "_handler", "_hub_sub", "_transport")
+    __slots__ = ("_active", "_address", "_handler", "_hub_sub", "_transport", "group")
 
-    def __init__(self, transport: MemoryTransport, address: str, handler: Handler) -> None:
+    def __init__(self, transport: MemoryTransport, address: str, handler: Handler, group: str | None = None) -> None:
         self._transport = transport
         self._address = address
         self._handler = handler
+        self.group = group
         self._hub_sub: HubSubscription | None = None
         self._active = True
 
@@ -240,16 +243,23 @@ class MemoryTransport(BaseTransport):
 
     def subscribe(self, address: str, handler: Handler) -> MemorySubscription:
         """Deliver messages matching ``address`` (``+``/``#`` allowed) to ``handler``."""
+        return self._subscribe(address, handler, None)
+
+    def subscribe_shared(self, address: str, group: str, handler: Handler) -> MemorySubscription:
+        """Take turns with the hub's other subscriptions of ``group`` on ``address`` (round robin)."""
+        return self._subscribe(address, handler, validate_share_group(group))
+
+    def _subscribe(self, address: str, handler: Handler, group: str | None) -> MemorySubscription:
         validate_filter(address)
         if not callable(handler):
             raise ConfigError(f"handler must be callable, got {handler!r}")
         with self._lock:
             if self._state == _CLOSED:
                 raise TransportClosed("cannot subscribe on a closed memory transport")
-            sub = MemorySubscription(self, address, handler)
+            sub = MemorySubscription(self, address, handler, group)
             self._subs.append(sub)
             if self._state == _CONNECTED:
-                sub._hub_sub = self.hub.subscribe(address, sub._deliver)
+                sub._hub_sub = self.hub.subscribe(address, sub._deliver, group=group)
         return sub
 
     def publish(self, address: str, body: bytes) -> None:
@@ -339,7 +349,7 @@ class MemoryTransport(BaseTransport):
     def _attach_all(self) -> None:
         for sub in self._subs:
             if sub._hub_sub is None:
-                sub._hub_sub = self.hub.subscribe(sub.address, sub._deliver)
+                sub._hub_sub = self.hub.subscribe(sub.address, sub._deliver, group=sub.group)
 
     def _detach_all(self) -> None:
         for sub in self._subs:

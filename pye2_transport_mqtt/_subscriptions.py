@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pye2.domain.logtext import clip
 from pye2.ports.transport import Delivery, Handler
 
-from ._topics import matches
+from ._topics import local_filter, matches, shared_filter
 
 __all__ = ["FilterEntry", "MqttSubscription", "SubscriptionTable"]
 
@@ -41,10 +41,15 @@ _TOPIC_CACHE_MAX = 4096  # topics whose matching handles are remembered (routing
 class MqttSubscription:
     """Handle returned by ``MqttTransport.subscribe``; ``cancel()`` is idempotent."""
 
-    __slots__ = ("_active", "_address", "_cancelled", "_canceller", "_errors", "_handler", "_lock")
+    __slots__ = ("_active", "_address", "_cancelled", "_canceller", "_errors", "_handler", "_lock", "broker_filter",
+                 "share_group")
 
-    def __init__(self, address: str, handler: Handler, canceller: Callable[[MqttSubscription], None]) -> None:
+    def __init__(self, address: str, handler: Handler, canceller: Callable[[MqttSubscription], None],
+                 share_group: str | None = None) -> None:
         self._address = address
+        self.share_group = share_group
+        #: what the broker is asked for: the address, or ``$share/<group>/<address>`` for a shared one
+        self.broker_filter = shared_filter(share_group, address) if share_group else address
         self._handler = handler
         self._canceller = canceller
         self._cancelled = False
@@ -106,12 +111,12 @@ class MqttSubscription:
 
     def __repr__(self) -> str:
         state = "cancelled" if self._cancelled else "active"
-        return f"<MqttSubscription {self._address!r} {state}>"
+        return f"<MqttSubscription {self.broker_filter!r} {state}>"
 
 
 @dataclass
 class FilterEntry:
-    """One distinct filter: its broker subscription id, QoS and handlers."""
+    """One distinct broker filter (``$share/<group>/...`` for a shared one): its subscription id, QoS, handlers."""
 
     topic_filter: str
     sub_id: int
@@ -133,11 +138,11 @@ class SubscriptionTable:
 
     def add(self, sub: MqttSubscription, qos: int) -> tuple[FilterEntry, bool]:
         """Register ``sub``; return its filter entry and whether the filter is new."""
-        entry = self._by_filter.get(sub.address)
+        entry = self._by_filter.get(sub.broker_filter)
         is_new = entry is None
         if entry is None:
-            entry = FilterEntry(sub.address, self._next_id(), qos)
-            self._by_filter[sub.address] = entry
+            entry = FilterEntry(sub.broker_filter, self._next_id(), qos)
+            self._by_filter[sub.broker_filter] = entry
             self._by_id[entry.sub_id] = entry
         entry.subs.append(sub)
         self._changed()
@@ -145,7 +150,7 @@ class SubscriptionTable:
 
     def remove(self, sub: MqttSubscription) -> FilterEntry | None:
         """Unregister ``sub``; return its entry if that was the filter's last handler."""
-        entry = self._by_filter.get(sub.address)
+        entry = self._by_filter.get(sub.broker_filter)
         if entry is None or sub not in entry.subs:
             return None
         entry.subs.remove(sub)
@@ -202,7 +207,7 @@ class SubscriptionTable:
     def _changed(self) -> None:
         """Publish new routing snapshots (the owner's lock is held; see the module doc)."""
         self._subs_by_id = {i: tuple(e.subs) for i, e in self._by_id.items()}
-        self._filters = tuple((e.topic_filter, tuple(e.subs)) for e in self._by_filter.values())
+        self._filters = tuple((local_filter(e.topic_filter), tuple(e.subs)) for e in self._by_filter.values())
         self._by_topic = {}
 
     def _next_id(self) -> int:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from pye2.errors import ConfigError
 
-__all__ = ["matches", "validate_filter", "validate_topic"]
+__all__ = ["SHARE_PREFIX", "local_filter", "matches", "shared_filter", "validate_filter", "validate_topic"]
 
 _MAX_BYTES = 65535
+#: first level of an MQTT 5 shared subscription: ``$share/<group>/<filter>``
+SHARE_PREFIX = "$share"
 
 
 def _check_text(kind: str, value: object) -> str:
@@ -73,3 +75,22 @@ def matches(topic_filter: str, topic: str) -> bool:
         if i >= len(have) or (level != "+" and level != have[i]):
             return False
     return len(want) == len(have)
+
+
+def shared_filter(group: str, topic_filter: str) -> str:
+    """The shared-subscription filter of ``group`` on ``topic_filter`` (both already valid)."""
+    return f"{SHARE_PREFIX}/{group}/{topic_filter}"
+
+
+def local_filter(topic_filter: str) -> str:
+    """The filter messages are matched against: a shared one without its ``$share/<group>/``.
+
+    The broker delivers a shared subscription's messages under their own topics,
+    so matching them locally (MQTT 3.1.1, no subscription identifiers) uses the
+    filter inside.
+    """
+    if topic_filter.startswith(SHARE_PREFIX + "/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) == 3:
+            return parts[2]
+    return topic_filter

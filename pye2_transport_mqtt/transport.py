@@ -25,6 +25,11 @@ Features:
   copy per matching subscription, each naming its own). Under MQTT 3.1.1 a delivery is
   matched locally against every filter; a broker that sends one copy per overlapping
   subscription then makes each of them see it once per copy (Mosquitto 2 sends one copy).
+* Shared subscriptions (``subscribe_shared``): ``$share/<group>/<filter>``, so several
+  clients split one stream (MQTT 5; Mosquitto also takes them from 3.1.1 clients).
+  Cancelling one waits for the UNSUBACK, so the group's later messages go to the others.
+  Under MQTT 3.1.1 (no subscription identifiers) a transport should not hold a shared and a
+  plain subscription on overlapping filters: local matching cannot tell their copies apart.
 * QoS per topic (``qos``, ``qos_overrides``; command topics ``+/+/config`` at least 1).
 * Reconnects through paho's loop after an unexpected loss: exponential backoff with full
   jitter, the delay of each attempt set with ``reconnect_delay_set``; every loss, attempt,
@@ -66,6 +71,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from pye2.domain.logtext import clip
+from pye2.domain.sharing import validate_share_group
 from pye2.errors import ConfigError, MessageTooLarge, TransportClosed, TransportConnectError, TransportError
 from pye2.ports.transport import (
     BaseTransport,
@@ -251,11 +257,32 @@ class MqttTransport(BaseTransport):
         topic_filter = validate_filter(address)
         if not callable(handler):
             raise ConfigError("a subscription handler must be callable")
-        sub = MqttSubscription(topic_filter, handler, self._cancel)
+        return self._subscribe(MqttSubscription(topic_filter, handler, self._cancel))
+
+    def subscribe_shared(self, address: str, group: str, handler: Handler) -> MqttSubscription:
+        """Join the MQTT 5 shared subscription ``$share/<group>/<address>``.
+
+        Every client subscribed to the same filter in the same group gets a share of
+        its messages (Mosquitto: round robin), each message going to one of them; the
+        handler sees them under their own topics. Otherwise as :meth:`subscribe`.
+
+        Raises:
+            ConfigError: invalid filter, group or handler. TransportClosed: after ``close()``.
+            TransportError: the broker refused the subscription (e.g. no shared subscriptions).
+        """
+        topic_filter = validate_filter(address)
+        if topic_filter.startswith("$"):
+            raise ConfigError(f"cannot share {clip(topic_filter)!r}: a shared filter cannot start with '$'")
+        group = validate_share_group(group)
+        if not callable(handler):
+            raise ConfigError("a subscription handler must be callable")
+        return self._subscribe(MqttSubscription(topic_filter, handler, self._cancel, share_group=group))
+
+    def _subscribe(self, sub: MqttSubscription) -> MqttSubscription:
         wait = not self._on_loop_thread()  # the loop thread would wait for itself
         with self._cond:
             self._check_open()
-            entry, is_new = self._table.add(sub, self.config.qos_for(topic_filter))
+            entry, is_new = self._table.add(sub, self.config.qos_for(sub.address))
             mid = None
             if self._phase == _UP and self._client is not None:
                 try:
@@ -614,12 +641,12 @@ class MqttTransport(BaseTransport):
             if pending is None or pending.failures is None:
                 if not sub.active:
                     log.warning("no SUBACK for %s (connection lost, or none within %ss); it is restored on the "
-                                "next reconnect", clip(sub.address), self.config.connect_timeout)
+                                "next reconnect", clip(sub.broker_filter), self.config.connect_timeout)
                 return
             if pending.failures:
                 self._table.remove(sub)
                 sub.mark_cancelled()
-                raise TransportError(f"the MQTT broker refused the subscription to {sub.address!r}: "
+                raise TransportError(f"the MQTT broker refused the subscription to {sub.broker_filter!r}: "
                                      f"{', '.join(pending.failures)}")
 
     def _cancel(self, sub: MqttSubscription) -> None:
@@ -629,9 +656,21 @@ class MqttTransport(BaseTransport):
             if entry is None or client is None or self._phase != _UP or self._closing:
                 return
             try:
-                client.unsubscribe(entry.topic_filter)
+                _rc, mid = client.unsubscribe(entry.topic_filter)
             except Exception as exc:  # noqa: BLE001 - gone locally; a broker leftover is harmless
                 log.warning("could not unsubscribe from %s: %s", clip(entry.topic_filter), clip(exc))
+                return
+            if sub.share_group is None or _rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None \
+                    or self._on_loop_thread():
+                return
+            # Leaving a share group: once the broker has acknowledged, it hands the group's later
+            # messages to the other members (until then it may still pick this one, and they are lost).
+            marker = _Pending(_LinkMarker(), True)
+            self._pending[mid] = marker
+            links = self._links
+            self._cond.wait_for(lambda: marker.failures is not None or self._links != links or self._phase != _UP,
+                                self.config.connect_timeout)
+            self._pending.pop(mid, None)
 
     # -- sending ------------------------------------------------------------------------------
 

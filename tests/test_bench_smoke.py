@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADLINES = {
     "ingest-pl": ("max_sustained", "median"),
     "ingest-pl-w": ("max_sustained", "median"),
+    "ingest-share": ("two", "max_sustained", "median"),
     "ingest-hb": ("max_sustained", "median"),
     "loss": ("uncounted",),
     "mem-node": ("bytes_per_node",),
@@ -72,6 +73,9 @@ def test_every_figure_produced_a_number_for_pye2(quick_run: dict[str, Any]) -> N
     assert figures["ingest-pl"]["pye2"]["max_sustained"]["median"] > 0
     assert figures["ingest-pl-w"]["pye2"]["verify_workers"] == 2
     assert figures["ingest-hb"]["pye2"]["max_sustained"]["median"] > 0
+    share = figures["ingest-share"]["pye2"]
+    assert share["one"]["sessions"] == 1 and share["two"]["sessions"] == 2
+    assert share["one"]["max_sustained"]["median"] > 0 and share["two"]["max_sustained"]["median"] > 0
 
 
 def test_pye2_loses_no_message_without_counting_it(quick_run: dict[str, Any]) -> None:

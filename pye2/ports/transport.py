@@ -36,6 +36,7 @@ __all__ = [
     "Handler",
     "Subscription",
     "SupportsConnectionEvents",
+    "SupportsSharedSubscriptions",
     "Transport",
     "TransportCapabilities",
     "TransportFactory",
@@ -132,6 +133,35 @@ class SupportsConnectionEvents(Protocol):
 
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         """Call ``listener`` (on a transport thread; keep it cheap) on every change."""
+        ...
+
+
+@runtime_checkable
+class SupportsSharedSubscriptions(Protocol):
+    """Optional: transports on which several clients can split one address's messages (MQTT, AMQP).
+
+    Every client that subscribes to the same ``address`` in the same ``group``
+    (a name checked by :func:`pye2.domain.sharing.validate_share_group`) joins
+    one broker-side group: each message published on the address goes to one
+    member of the group instead of to each of them (MQTT 5 shared subscription
+    ``$share/<group>/<address>``; AMQP competing consumers of one queue).
+    Subscriptions made with :meth:`Transport.subscribe` still receive every
+    message. Which member gets a message is the broker's choice (round robin
+    on Mosquitto and RabbitMQ); a message is not re-delivered to another
+    member if the one that got it dies before handling it. ``cancel()`` of a
+    member's subscription returns once the broker has taken it out of the
+    group (bounded by the transport's timeout): messages published afterwards
+    go to the other members.
+    """
+
+    def subscribe_shared(self, address: str, group: str, handler: Handler) -> Subscription:
+        """Join ``group`` on ``address``: ``handler`` gets this client's share of its messages.
+
+        Raises:
+            ConfigError: invalid address or group name.
+            TransportClosed: after ``close()``.
+            TransportError: the broker refused the subscription.
+        """
         ...
 
 

@@ -59,6 +59,8 @@ class SessionOptions:
         max_status_bytes: bytes of retained heartbeats at most (64 MB).
         max_seq_gap: the largest ``EE_MESSAGE_SEQ`` jump counted as missed payloads (1000000).
         log, blockchain_config, secured: the original SDK's; accepted and ignored.
+        share_group: split the payload stream with the other sessions of this group on the
+            broker (``$PYE2_SHARE_GROUP``; see ``docs/scale-out.md``).
     """
 
     online_timeout: float = DEFAULT_ONLINE_TIMEOUT
@@ -90,6 +92,7 @@ class SessionOptions:
     log: Any = None
     blockchain_config: Any = None
     secured: Any = None
+    share_group: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("online_timeout", "command_timeout", "slow_callback_threshold", "blocked_callback_timeout",

@@ -51,11 +51,14 @@ class PipelineTarget(Protocol):
 
 
 class Router:
-    """Routes events for one session (``owner`` is what session-level callbacks receive first)."""
+    """Routes events for one session (``owner`` is what session-level callbacks receive first).
+
+    ``count_gaps=False`` (a session in a share group) skips the payload numbering check.
+    """
 
     def __init__(self, owner: Any, *, directory: NodeDirectory, dispatcher: Dispatcher, stats: SessionStats,
                  node_key: Callable[[str, str | None], str], filter_workers: set[str] | None,
-                 max_seq_gap: int = DEFAULT_MAX_SEQ_GAP) -> None:
+                 max_seq_gap: int = DEFAULT_MAX_SEQ_GAP, count_gaps: bool = True) -> None:
         self.owner = owner
         self.directory = directory
         self.network = directory.network
@@ -64,6 +67,8 @@ class Router:
         self.node_key = node_key
         self.filter_workers = filter_workers
         self.max_seq_gap = max_seq_gap
+        #: False when this session gets only a share of the payloads (a share group): gaps are expected
+        self.count_gaps = count_gaps
         self.confirmations: ConfirmationTracker | None = None
         #: called with a node's record after each of its heartbeats is routed (the session checks allow-lists)
         self.on_heartbeat_of: Callable[[NodeRecord], None] | None = None
@@ -133,7 +138,7 @@ class Router:
             self._track_archive(event)  # first, so a confirmed archive finds the handle closed
             if self.confirmations is not None:
                 self.confirmations.offer(event)
-        elif isinstance(event, PayloadEvent):
+        elif isinstance(event, PayloadEvent) and self.count_gaps:
             self._check_sequence(event)
         if self.filter_workers is not None and not (
             event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)

@@ -31,9 +31,10 @@ from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView, NodeRecord
 from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.domain.replay import DEFAULT_REPLAY_AGE, DEFAULT_REPLAY_ENTRIES, ReplayGuard
+from pye2.domain.sharing import validate_share_group
 from pye2.errors import ConfigError, NodeOffline, NotAllowed, PipelineNotFound, Pye2Error, TransportError
 from pye2.ports.clock import Clock
-from pye2.ports.transport import ConnectionEvent, Delivery, Subscription, Transport
+from pye2.ports.transport import ConnectionEvent, Delivery, Subscription, SupportsSharedSubscriptions, Transport
 from pye2.service.confirmations import Confirmation, ConfirmationTracker, Expectation
 from pye2.service.decode_pool import default_decode_threads
 from pye2.service.directory import NodeDirectory
@@ -124,6 +125,17 @@ class Session:
     ``plugin_host``, ``env_file`` (``".env"``), ``key_path``,
     ``on_connection`` (``f(session, event)``), ``connect_timeout``.
 
+    ``share_group`` (``$PYE2_SHARE_GROUP``; letters, digits, ``-``, ``_``): scale
+    out on the broker. Sessions (processes or machines) with the same group on the
+    same broker and root split the payload stream: each payload reaches one of
+    them (MQTT 5 shared subscription ``$share/<group>/...``, AMQP competing
+    consumers of one queue), which verifies it and runs the callbacks. Heartbeats
+    and notifications still reach every member, so each one knows the nodes and
+    can send commands and get their confirmations. Payload numbering gaps are
+    not counted as ``missed_payloads`` (the other members got them). Needs a transport
+    with shared subscriptions (MQTT, AMQP, the simulated network; else
+    ``ConfigError`` at connect). See ``docs/scale-out.md``.
+
     ``eth``: how commands are signed: ``"auto"`` (default; ``$PYE2_ETH``): the
     way each node signs its own messages (ETH mode: with ``EE_ETH_*`` fields left
     out of the hash; a real node's default: without), the profile's way until the
@@ -188,6 +200,7 @@ class Session:
         log: Any = None,
         blockchain_config: Any = None,
         secured: Any = None,
+        share_group: str | None = None,
         **unknown: NoReturn,
     ) -> None:
         given = locals()  # (the options above, gathered by name into SessionOptions; a test keeps both in step)
@@ -216,6 +229,11 @@ class Session:
         self.online_timeout = float(opts.online_timeout)
         self.command_timeout = float(opts.command_timeout)
         self.eth: bool | None = eth_setting(opts.eth)
+        group = opts.share_group
+        if group is None:
+            group = os.environ.get("PYE2_SHARE_GROUP") or None
+        #: the share group this session's payload subscriptions join (None: it receives every payload)
+        self.share_group: str | None = validate_share_group(group) if group is not None else None
         self.stats = SessionStats()
         self.network = NetworkView(self.online_timeout, **_given(opts, "max_nodes", "max_status_bytes"))
         pins = opts.trusted_nodes
@@ -235,7 +253,7 @@ class Session:
         self._subscriptions: list[Subscription] = []
         self.router = Router(self, directory=self.directory, dispatcher=self.dispatcher, stats=self.stats,
                              node_key=self.node_key, filter_workers=self.filter_workers,
-                             **_given(opts, "max_seq_gap"))
+                             count_gaps=self.share_group is None, **_given(opts, "max_seq_gap"))
         self._threaded = False
         self._worker: DispatchWorker | None = None
         self._connected = False
@@ -256,6 +274,9 @@ class Session:
                 raise TransportError("session is closed")
             host = self._plugin_host()
             transport = self._transport_arg or self._make_transport(host)
+            if self.share_group is not None and not isinstance(transport, SupportsSharedSubscriptions):
+                raise ConfigError(f"share_group={self.share_group!r} needs a transport with shared subscriptions "
+                                  f"(mqtt, amqp, memory); {getattr(transport, 'name', type(transport).__name__)!r} has none")
             self.transport = transport
             if self.clock is None:
                 self.clock = getattr(transport, "clock", None) or self._system_clock()
@@ -299,7 +320,7 @@ class Session:
             try:
                 transport.connect()
                 for kind, address in self._channels():
-                    self._subscriptions.append(transport.subscribe(address, self._handler(kind)))
+                    self._subscriptions.append(self._subscribe(transport, kind, address))
             except Pye2Error:
                 self._stop_worker()
                 raise
@@ -379,6 +400,18 @@ class Session:
             (KIND_PAYLOAD, topic("PAYLOADS_CHANNEL", self.profile.payloads)),
         ] + ([(KIND_PAYLOAD, self.profile.addressed_payloads(self.engine.address))]
              if self.profile.commands_by_address else [])
+
+    def _subscribe(self, transport: Transport, kind: str, address: str) -> Subscription:
+        """Subscribe to one channel: payloads in the share group if there is one, the rest in full.
+
+        Heartbeats and notifications are never shared: every member needs every
+        heartbeat to know the nodes, and the notifications that confirm a command
+        must reach the member that sent it.
+        """
+        if kind == KIND_PAYLOAD and self.share_group is not None:
+            assert isinstance(transport, SupportsSharedSubscriptions)
+            return transport.subscribe_shared(address, self.share_group, self._handler(kind))
+        return transport.subscribe(address, self._handler(kind))
 
     def _handler(self, kind: str) -> Callable[[Delivery], None]:
         if self._threaded:

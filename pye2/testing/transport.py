@@ -60,6 +60,10 @@ Contract checked beyond the port's docstring (what pye2's Session relies on):
   ``publish()`` before the first ``connect()`` either raises a ``TransportError``
   or is queued; ``connect()`` after ``close()`` reopens or raises ``TransportClosed``.
 * With connection events, ``connect()`` emits ``"connected"`` and ``close()`` ``"closed"``.
+* With share groups (:class:`~pye2.ports.transport.SupportsSharedSubscriptions`):
+  two transports in one group on one address get each message once between them,
+  both some of them; a plain subscription still gets all; a member that cancels
+  gets nothing more, the other gets the rest; a bad group name is a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -72,7 +76,14 @@ from typing import Any, ClassVar
 import pytest
 
 from pye2.errors import ConfigError, MessageTooLarge, Pye2Error, TransportClosed, TransportConnectError, TransportError
-from pye2.ports.transport import Subscription, SupportsConnectionEvents, Transport, TransportCapabilities
+from pye2.ports.transport import (
+    Delivery,
+    Subscription,
+    SupportsConnectionEvents,
+    SupportsSharedSubscriptions,
+    Transport,
+    TransportCapabilities,
+)
 from pye2.testing.collect import (
     Collector,
     EventRecorder,
@@ -282,6 +293,65 @@ class TransportTests:
         self._settle(publisher, [Watched(address, c) for c in (a, b, also_a)], [address])
         for collector in (a, b, also_a):
             assert [d.body for d in collector.without_sentinels()] == [b"to-all"]
+
+    # -- 4b. share groups (SupportsSharedSubscriptions) -------------------------
+
+    def _sharing(self, open_transport: OpenTransport) -> tuple[Transport, Transport, Transport]:
+        """A publisher and two connected transports that support share groups (else skip)."""
+        publisher, first, second = open_transport(), open_transport(), open_transport()
+        if not isinstance(first, SupportsSharedSubscriptions):
+            pytest.skip("transport has no shared subscriptions (SupportsSharedSubscriptions)")
+        return publisher, first, second
+
+    def test_share_group_splits_messages_between_members(self, open_transport: OpenTransport, prefix: str) -> None:
+        publisher, first, second = self._sharing(open_transport)
+        address, count = f"{prefix}/shared", 20
+        everyone, shares = Collector(), {"first": Collector(), "second": Collector()}
+        in_group = Collector()
+        for transport, name in ((first, "first"), (second, "second")):
+            share = shares[name]
+
+            def member(delivery: Delivery, share: Collector = share) -> None:
+                share(delivery)
+                in_group(delivery)
+
+            transport.subscribe_shared(address, "kit", member)  # type: ignore[attr-defined]
+        publisher.subscribe(address, everyone)  # outside the group: gets every message
+        bodies = [f"m{i}".encode() for i in range(count)]
+        for body in bodies:
+            publisher.publish(address, body)
+        assert in_group.wait_until(lambda got: len({d.body for d in got} & set(bodies)) == count,
+                                   self.delivery_timeout), [d.body for d in in_group.deliveries]
+        self._settle(publisher, [Watched(address, everyone)], [address])
+        assert [d.body for d in everyone.without_sentinels()] == bodies
+        got = {name: [d.body for d in c.without_sentinels()] for name, c in shares.items()}
+        assert sorted(got["first"] + got["second"]) == sorted(bodies), got  # each message once, to one member
+        assert got["first"] and got["second"], got  # the broker shared them out
+        assert all(d.address == address for c in shares.values() for d in c.deliveries)
+
+    def test_share_group_member_that_cancels_leaves_the_rest_to_the_others(
+        self, open_transport: OpenTransport, prefix: str
+    ) -> None:
+        publisher, first, second = self._sharing(open_transport)
+        address = f"{prefix}/leave"
+        leaving, staying = Collector(), Collector()
+        subscription = first.subscribe_shared(address, "kit", leaving)  # type: ignore[attr-defined]
+        second.subscribe_shared(address, "kit", staying)  # type: ignore[attr-defined]
+        subscription.cancel()
+        bodies = [f"m{i}".encode() for i in range(10)]
+        for body in bodies:
+            publisher.publish(address, body)
+        assert staying.wait_for(len(bodies), self.delivery_timeout), staying.bodies
+        assert staying.bodies == bodies and leaving.bodies == []
+
+    @pytest.mark.parametrize("group", ["", "a/b", "+", "#", "a.b", "x" * 65])
+    def test_bad_share_group_raises_config_error(self, open_transport: OpenTransport, prefix: str,
+                                                 group: str) -> None:
+        transport = open_transport(connect=False)
+        if not isinstance(transport, SupportsSharedSubscriptions):
+            pytest.skip("transport has no shared subscriptions (SupportsSharedSubscriptions)")
+        with pytest.raises(ConfigError):
+            transport.subscribe_shared(f"{prefix}/x", group, Collector())
 
     # -- 5. wildcards -----------------------------------------------------------
 
