@@ -602,8 +602,15 @@ class Session:
         rec = self.directory.find(node)
         return None if rec is None else rec.eth
 
-    def _check_allowed(self, record: NodeRecord) -> None:
-        """A node heartbeated: fail the commands pending on it if it says it will not take ours (``NotAllowed``)."""
+    def _check_allowed(self, record: NodeRecord, signed_at: float | None = None) -> None:
+        """A node heartbeated: fail the commands pending on it if it says it will not take ours (``NotAllowed``).
+
+        Only the commands sent before the heartbeat was signed (its ``EE_TIMESTAMP``,
+        when it has one): a heartbeat that was on its way when the node's operator
+        allow-listed the session, and arrives after a command, says nothing about that
+        command. (A node whose clock is behind ours by more than a heartbeat period
+        then fails it at a later heartbeat, or the command times out saying why.)
+        """
         assert self.confirmations is not None and self.engine is not None
         address = record.address
         if address is None or not self.confirmations.pending_for(address):
@@ -614,7 +621,7 @@ class Session:
         self.confirmations.fail_node(address, lambda conf: NotAllowed(
             f"{conf.description}: node {record.alias} ({address}) is SECURED and its allow-list does not list "
             f"this session's address {me}; the node ignores its commands. Its operator adds the address to the "
-            f"node's authorized_addrs file (pye2 sim: --allow {me})", node=address, address=me))
+            f"node's authorized_addrs file (pye2 sim: --allow {me})", node=address, address=me), signed_at)
 
     def _listed(self, whitelist: Iterable[str]) -> bool:
         """Whether a node's ``EE_WHITELIST`` lists this session (a real node writes the entries without a prefix)."""

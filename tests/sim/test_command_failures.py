@@ -101,3 +101,24 @@ def test_a_whitelist_without_prefixes_as_a_real_node_writes_it_lists_the_session
         body = sess.address.split("_", 1)[1]
         assert sess._listed([body]) and sess._listed([sess.address]) and not sess._listed(["AnotherBody"])
         sess.close()
+
+
+def test_a_heartbeat_signed_before_the_command_does_not_fail_it() -> None:
+    """The node's operator allow-lists the session while a heartbeat that does not list it is on its way."""
+    stranger = Identity.generate()
+    other = Identity.generate().address(AIXP)
+    with SimulatedNetwork(nodes=1, seed=6, allow_list=[other], heartbeat_interval=10) as net:
+        node = net.node_ids[0]
+        started = net.clock.time()  # the node heartbeats at +0, +10, +20 ...
+        sess = net.session(identity=stranger, command_timeout=30)
+        sess.connect()
+        assert sess.wait_for_node(node, 30)
+        net.faults.delay(3.0, topic=net.profile.ctrl)  # from now on heartbeats take 3 s to arrive
+        net.faults.delay(4.0, topic=f"{net.profile.root}/+/config")  # and commands 4 s: pending when it does
+        sess.sleep(started + 10.5 - sess.clock.time())  # the heartbeat signed at +10 arrives at +13
+        net.set_allow_list([other, sess.address])
+        pipe = sess.create_pipeline(e2id=node, name="listed-in-time", wait=True)
+        assert sess.clock.time() - started > 13  # the stale heartbeat arrived while the command was pending
+        assert pipe.name in net.nodes[node].pipelines
+        assert sess.stats.commands_failed == 0
+        sess.close()
