@@ -38,6 +38,11 @@ class SessionStats:
     Commands: ``commands_sent`` (published), and of those that wait for an
     answer, ``commands_confirmed``, ``commands_failed`` (refused by the node, not
     allowed, or could not be sent) and ``commands_timed_out``.
+
+    ``stream_dropped`` counts payloads an asyncio payload stream
+    (:mod:`pye2.aio`) dropped because its reader fell behind (its bound and
+    policy are the inbox's). Such a payload was delivered to the session (it
+    is in ``delivered``), so it stays out of the equation above.
     """
 
     received: int = 0
@@ -55,6 +60,7 @@ class SessionStats:
     commands_confirmed: int = 0
     commands_failed: int = 0
     commands_timed_out: int = 0
+    stream_dropped: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_received(self, n: int = 1) -> None:
@@ -105,4 +111,5 @@ class SessionStats:
                 "commands_confirmed": self.commands_confirmed,
                 "commands_failed": self.commands_failed,
                 "commands_timed_out": self.commands_timed_out,
+                "stream_dropped": self.stream_dropped,
             }
