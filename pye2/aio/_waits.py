@@ -139,9 +139,11 @@ class VirtualWaits:
         self._waiters: list[_Waiter] = []
         self._task: asyncio.Task[None] | None = None
         self._woke = False
-        #: timers the driver ran, and the longest stretch it held the loop (seconds), for tests and reports
+        #: timers the driver ran, and the longest stretch it held the loop (seconds of wall time, and of
+        #: this thread's CPU time: the difference is time the process was not running at all), for reports
         self.steps = 0
         self.longest_slice = 0.0
+        self.longest_slice_cpu = 0.0
 
     def pending(self) -> int:
         """Waiters not settled yet."""
@@ -215,12 +217,13 @@ class VirtualWaits:
     async def _drive(self) -> None:
         """Advance the clock while anyone waits, a slice at a time."""
         while self._waiters:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             self._woke = False
             while self._waiters and not self._settle() and not self._woke:
                 if not self._step() or time.perf_counter() - start >= SLICE:
                     break
             self.longest_slice = max(self.longest_slice, time.perf_counter() - start)
+            self.longest_slice_cpu = max(self.longest_slice_cpu, time.thread_time() - cpu)
             await asyncio.sleep(0)  # the woken tasks (and everyone else) run before time moves on
 
     def close(self) -> None:
