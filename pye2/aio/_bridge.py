@@ -10,13 +10,16 @@
   longer, however many are queued). A callback that returns an awaitable (an
   ``async def``) becomes a task of its own, started in message order; its
   exception is logged and counted (``stats.callback_errors``), as a plain
-  callback's is. Queued calls plus running callback tasks are bounded
-  (``backlog``): past it the session's dispatcher thread waits for room, so a
-  loop that does not keep up slows the dispatcher and the session's bounded
-  inbox drops (and counts, ``stats.dropped``) what does not fit, exactly as a
-  slow callback does in the sync API; a loop stalled longer than the session's
+  callback's is. The calls queued for the loop are bounded (``backlog``):
+  past it the session's dispatcher thread waits for room, so a loop that does
+  not keep up makes the session's bounded inbox drop (and count,
+  ``stats.dropped``) what does not fit, exactly as a slow callback does in the
+  sync API; a loop stalled longer than the session's
   ``blocked_callback_timeout`` is reported by the session's watchdog like a
-  blocked callback.
+  blocked callback. Callback *tasks* are not bounded: they may await the
+  session itself (a confirmation needs the dispatcher, so holding the
+  dispatcher for them could stall both); to bound the work in flight, read a
+  payload stream instead.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ __all__ = ["DEFAULT_BACKLOG", "LoopBridge", "relay"]
 
 log = logging.getLogger("pye2.aio")
 
-#: user callback calls (queued or running as tasks) before the dispatcher waits for the loop
+#: user callback calls queued for the loop before the dispatcher waits for room
 DEFAULT_BACKLOG = 1000
 #: the longest the loop runs queued callbacks before it lets other tasks run (seconds)
 SLICE = 0.001
@@ -57,7 +60,7 @@ class LoopBridge:
         self.thread_id = threading.get_ident()  # built on the loop's thread (inside a coroutine)
         self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._room = threading.Condition()
-        self._tasks = 0  # callback tasks still running (count against the backlog)
+        self._tasks = 0  # callback tasks still running
         self._scheduled = False
         self._closed = False
         self._live: set[asyncio.Future[Any]] = set()  # strong references: a task nobody holds may be collected
@@ -84,8 +87,11 @@ class LoopBridge:
             self._invoke(callback, args)
             return
         with self._room:
-            while len(self._queue) + self._tasks >= self.backlog and not self._closed:
-                self._room.wait()
+            while len(self._queue) >= self.backlog and not self._closed:
+                if self.loop.is_closed():  # asyncio.run ended without closing the session: nobody will drain
+                    self._closed = True
+                    break
+                self._room.wait(0.5)
             if self._closed:
                 return
             self._queue.append((callback, args))
@@ -146,9 +152,15 @@ class LoopBridge:
         task.add_done_callback(done)
 
     def pending(self) -> int:
-        """Callback calls queued or running as tasks."""
+        """Callback calls queued for the loop (not counting the callback tasks still running)."""
         with self._room:
-            return len(self._queue) + self._tasks
+            return len(self._queue)
+
+    @property
+    def running_tasks(self) -> int:
+        """Coroutine callbacks started and not finished."""
+        with self._room:
+            return self._tasks
 
     async def settle(self) -> None:
         """Wait until every queued callback ran and every callback task finished (on the loop)."""
