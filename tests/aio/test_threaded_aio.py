@@ -114,9 +114,15 @@ def test_a_loop_that_does_not_keep_up_holds_the_dispatcher_at_the_backlog() -> N
 
 
 def test_commands_and_outcomes_on_a_real_broker(broker: SharedBroker) -> None:
+    events: list[tuple[Any, str, int]] = []
+
+    async def on_connection(session: Any, event: Any) -> None:  # a Session option: it runs on the loop too
+        events.append((session, event.state, threading.get_ident()))
+
     async def main() -> None:
         place = on_broker(broker)
-        async with place(1) as (_net, s):
+        async with place(1, on_connection=on_connection) as (_net, s):
+            loop_thread = threading.get_ident()
             assert await s.wait_for_node("sim-node-1", WAIT)
             pipe = await s.create_pipeline(e2id="sim-node-1", name="cmds")
             inst = await pipe.start_plugin_instance(signature="SIMPLE_COUNTER", instance_id="c",
@@ -129,5 +135,7 @@ def test_commands_and_outcomes_on_a_real_broker(broker: SharedBroker) -> None:
             await pipe.close()
             assert pipe.closed
             assert s.stats.commands_timed_out == 0 and s.stats.callback_errors == 0
+            await s.flush_callbacks()
+            assert events and events[0][:2] == (s, "connected") and {t for _, _, t in events} == {loop_thread}
 
     run(main())
