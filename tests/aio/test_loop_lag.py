@@ -6,15 +6,15 @@ with ``async for``: the simulated node, the hub and the session all run on the
 loop's thread here (virtual clock, no threads), so this is the worst case for
 the loop; the clock driver gives it back every half millisecond of work.
 
-The figures are printed (``pytest -s``): the payload rate in virtual and in
-wall-clock time, the ticker's lateness (median, 99th percentile, maximum) and
-the longest stretch the clock driver held the loop, in wall and in CPU time.
-The machine is shared: a preempted process makes single ticks late whatever
-the loop does (the wall/CPU difference of the driver's slices shows it). So
-the bounds are: the median tick and the driver's longest slice in CPU time
-(what pye2 itself holds the loop for) below a few milliseconds, and generous
-ones on the 99th percentile and the maximum, which only a loop really blocked
-for a while (a whole batch of timers run at once) exceeds.
+Each tick's lateness is measured twice: in wall time, and in the loop thread's
+CPU time (``time.thread_time``). Here the loop thread is busy all along (the
+simulation runs on it), so its CPU time between asking for a tick and getting
+it is the work that ran on the loop meanwhile: the lateness pye2 is answerable
+for. The wall figure adds the time the process was not running at all, which
+on a shared machine (2 cores, other people's tests) can be anything. So the
+bounds are on the CPU figures (median, 99th percentile, maximum); the wall
+figures are printed (``pytest -s``) with the payload rates, and bounded only
+loosely, against a loop really blocked for a long time.
 """
 
 from __future__ import annotations
@@ -32,17 +32,23 @@ PAYLOADS = 12_000
 RATE = {"PROCESS_DELAY": 0.0001, "PLUGIN_LOOP_RESOLUTION": 10_000}  # 10,000 payloads per virtual second
 TICK = 0.001
 MEDIAN_LIMIT = 0.002
-SLICE_CPU_LIMIT = 0.005
-P99_LIMIT = 0.020
-MAX_LIMIT = 0.100
+P99_LIMIT = 0.005
+MAX_LIMIT = 0.010
+WALL_MAX_LIMIT = 1.0  # a loop blocked for a batch of timers (seconds of them) would exceed it
 
 
-async def ticker(stop: asyncio.Event, lateness: list[float]) -> None:
+async def ticker(stop: asyncio.Event, lateness: list[float], cpu_lateness: list[float]) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
-        asked = loop.time()
+        asked, cpu = loop.time(), time.thread_time()
         await asyncio.sleep(TICK)
         lateness.append(loop.time() - asked - TICK)
+        cpu_lateness.append(time.thread_time() - cpu - TICK)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"median": statistics.median(ordered), "p99": ordered[int(len(ordered) * 0.99)], "max": ordered[-1]}
 
 
 def test_the_loop_lags_a_few_milliseconds_at_most_during_a_10k_msg_per_s_stream() -> None:
@@ -55,7 +61,8 @@ def test_the_loop_lags_a_few_milliseconds_at_most_during_a_10k_msg_per_s_stream(
                 inst = await pipe.start_plugin_instance(signature="SIMPLE_COUNTER", instance_id="c", params=RATE)
                 stop = asyncio.Event()
                 lateness: list[float] = []
-                ticks = asyncio.create_task(ticker(stop, lateness))
+                cpu_lateness: list[float] = []
+                ticks = asyncio.create_task(ticker(stop, lateness, cpu_lateness))
                 counters: list[int] = []
                 started_virtual, started_wall = s.clock.monotonic(), time.perf_counter()
                 async with inst.payloads() as stream:
@@ -69,21 +76,23 @@ def test_the_loop_lags_a_few_milliseconds_at_most_during_a_10k_msg_per_s_stream(
                 await ticks
                 assert stream.dropped == 0 and s.stats.dropped == 0
                 assert counters == list(range(counters[0], counters[0] + PAYLOADS))  # every one, in order
-                lateness.sort()
                 return {"virtual_rate": PAYLOADS / virtual, "wall_rate": PAYLOADS / wall, "ticks": len(lateness),
-                        "median": statistics.median(lateness), "p99": lateness[int(len(lateness) * 0.99)],
-                        "max": lateness[-1], "slice": s._waits.longest_slice,  # type: ignore[union-attr]
+                        **{f"wall_{k}": v for k, v in summary(lateness).items()},
+                        **{f"cpu_{k}": v for k, v in summary(cpu_lateness).items()},
+                        "slice": s._waits.longest_slice,  # type: ignore[union-attr]
                         "slice_cpu": s._waits.longest_slice_cpu}  # type: ignore[union-attr]
 
     figures = run(main())
+    ms = {k: v * 1000 for k, v in figures.items()}
     print(f"\nloop lag during a payload stream: {figures['virtual_rate']:,.0f} msg/s of virtual time "
-          f"({figures['wall_rate']:,.0f} msg/s of wall time), {figures['ticks']:.0f} ticks of {TICK * 1000:.0f} ms: "
-          f"lateness median {figures['median'] * 1000:.2f} ms, p99 {figures['p99'] * 1000:.2f} ms, "
-          f"max {figures['max'] * 1000:.2f} ms; longest driver slice {figures['slice'] * 1000:.2f} ms "
-          f"({figures['slice_cpu'] * 1000:.2f} ms CPU)")
+          f"({figures['wall_rate']:,.0f} msg/s of wall time), {figures['ticks']:.0f} ticks of {TICK * 1000:.0f} ms; "
+          f"lateness in loop CPU time: median {ms['cpu_median']:.2f} ms, p99 {ms['cpu_p99']:.2f} ms, "
+          f"max {ms['cpu_max']:.2f} ms; in wall time: median {ms['wall_median']:.2f} ms, p99 {ms['wall_p99']:.2f} ms, "
+          f"max {ms['wall_max']:.2f} ms; longest clock-driver slice {ms['slice']:.2f} ms "
+          f"({ms['slice_cpu']:.2f} ms CPU)")
     assert figures["virtual_rate"] >= 5_000
     assert figures["ticks"] >= 100
-    assert figures["median"] < MEDIAN_LIMIT, figures
-    assert figures["slice_cpu"] < SLICE_CPU_LIMIT, figures
-    assert figures["p99"] < P99_LIMIT, figures
-    assert figures["max"] < MAX_LIMIT, figures
+    assert figures["cpu_median"] < MEDIAN_LIMIT, figures
+    assert figures["cpu_p99"] < P99_LIMIT, figures
+    assert figures["cpu_max"] < MAX_LIMIT, figures
+    assert figures["wall_max"] < WALL_MAX_LIMIT, figures
