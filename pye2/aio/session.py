@@ -116,6 +116,9 @@ class AsyncSession:
             for table in ("heartbeat", "notification", "payload"):
                 sync.dispatcher.add(table, ("*",), poke)
         else:
+            if not all(hasattr(sync.clock, name) for name in ("step", "next_due", "advance")):
+                raise ConfigError(f"AsyncSession drives a clock without threads through step/next_due/advance "
+                                  f"(pye2_transport_memory.VirtualClock); {type(sync.clock).__name__} has not")
             self._waits = VirtualWaits.for_clock(sync.clock, loop)
         self._connected = True
         return self
