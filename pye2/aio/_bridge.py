@@ -64,6 +64,9 @@ class LoopBridge:
         self._scheduled = False
         self._closed = False
         self._live: set[asyncio.Future[Any]] = set()  # strong references: a task nobody holds may be collected
+        #: called on the loop when a coroutine callback was started (the virtual-clock driver then lets it
+        #: run before time moves on)
+        self.on_task: Callable[[], None] | None = None
 
     @property
     def on_loop(self) -> bool:
@@ -130,6 +133,8 @@ class LoopBridge:
             return
         if inspect.isawaitable(result):
             self._track(asyncio.ensure_future(result), callback)
+            if self.on_task is not None:
+                self.on_task()
 
     def _track(self, task: asyncio.Future[Any], callback: Callable[..., Any]) -> None:
         with self._room:

@@ -19,7 +19,8 @@ a :class:`~pye2.adapters.system_clock.SystemClock` means threads):
   :data:`SLICE` seconds of work and whenever a waiter becomes ready, so the
   woken task runs before time moves on, and other tasks and timers keep
   running: the loop is never held for longer than one slice plus one timer.
-  A timeout is a deadline in virtual seconds: with no timer due before it,
+  A coroutine callback started by a timer gets to run (up to its first
+  await) before the next timer does. A timeout is a deadline in virtual seconds: with no timer due before it,
   time jumps to it. When nobody waits, virtual time stands still (an
   ``asyncio.sleep`` does not move it; ``await session.sleep(s)`` does).
   With no timer left and no deadline, a waiter gets False at once, as
@@ -175,6 +176,10 @@ class VirtualWaits:
             self.loop.call_soon_threadsafe(self._settle)
         except RuntimeError:  # the loop is closed
             pass
+
+    def hold(self) -> None:
+        """(On the loop.) Let the loop run before time moves on (a coroutine callback was just started)."""
+        self._woke = True
 
     def _settle(self) -> bool:
         """Resolve waiters that are ready or past their deadline; True if any was."""

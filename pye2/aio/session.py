@@ -120,6 +120,7 @@ class AsyncSession:
                 raise ConfigError(f"AsyncSession drives a clock without threads through step/next_due/advance "
                                   f"(pye2_transport_memory.VirtualClock); {type(sync.clock).__name__} has not")
             self._waits = VirtualWaits.for_clock(sync.clock, loop)
+            self._bridge.on_task = self._waits.hold
         self._connected = True
         return self
 

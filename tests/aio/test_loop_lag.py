@@ -12,14 +12,21 @@ simulation runs on it), so its CPU time between asking for a tick and getting
 it is the work that ran on the loop meanwhile: the lateness pye2 is answerable
 for. The wall figure adds the time the process was not running at all, which
 on a shared machine (2 cores, other people's tests) can be anything. So the
-bounds are on the CPU figures (median, 99th percentile, maximum); the wall
+bounds are on the CPU figures: the median and the 99th percentile below a few
+milliseconds; the maximum is one timer that cannot be split (a node's
+heartbeat or plugin run, and the session receiving it) plus a garbage
+collection, about 3 ms on a quiet machine, several times that when other
+processes share the cores (the bound leaves room for that); the wall
 figures are printed (``pytest -s``) with the payload rates, and bounded only
-loosely, against a loop really blocked for a long time.
+loosely, against a loop really blocked for a long time. What earlier tests in
+the same process left in memory is frozen out of the garbage collector first
+(``gc.freeze``), so a full collection does not scan the whole test session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 
@@ -33,7 +40,7 @@ RATE = {"PROCESS_DELAY": 0.0001, "PLUGIN_LOOP_RESOLUTION": 10_000}  # 10,000 pay
 TICK = 0.001
 MEDIAN_LIMIT = 0.002
 P99_LIMIT = 0.005
-MAX_LIMIT = 0.010
+MAX_LIMIT = 0.025  # the longest tick waits for one whole timer plus a collection: ~3 ms quiet, more when loaded
 WALL_MAX_LIMIT = 1.0  # a loop blocked for a batch of timers (seconds of them) would exceed it
 
 
@@ -82,7 +89,14 @@ def test_the_loop_lags_a_few_milliseconds_at_most_during_a_10k_msg_per_s_stream(
                         "slice": s._waits.longest_slice,  # type: ignore[union-attr]
                         "slice_cpu": s._waits.longest_slice_cpu}  # type: ignore[union-attr]
 
-    figures = run(main())
+    # the objects earlier tests left behind are set aside, so a full collection during the
+    # measurement scans what this test makes, not the rest of the test session's garbage
+    gc.collect()
+    gc.freeze()
+    try:
+        figures = run(main())
+    finally:
+        gc.unfreeze()
     ms = {k: v * 1000 for k, v in figures.items()}
     print(f"\nloop lag during a payload stream: {figures['virtual_rate']:,.0f} msg/s of virtual time "
           f"({figures['wall_rate']:,.0f} msg/s of wall time), {figures['ticks']:.0f} ticks of {TICK * 1000:.0f} ms; "

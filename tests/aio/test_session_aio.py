@@ -97,6 +97,29 @@ def test_a_raising_callback_plain_or_coroutine_is_logged_and_counted_and_deliver
     assert any("bad_async" in r.getMessage() for r in caplog.records)
 
 
+def test_on_a_virtual_clock_a_coroutine_callback_runs_before_time_moves_on() -> None:
+    inline: list[int] = []  # a plain callback, run inside the timer that delivered the payload
+    late: list[tuple[int, int]] = []
+
+    async def on_data(pipeline: Any, payload: Payload) -> None:
+        late.append((payload["COUNTER"], inline[-1]))  # the newest payload delivered so far
+
+    async def main() -> None:
+        async with simulated() as (net, s):
+            pipe = await s.create_pipeline(e2id=net.node_ids[0], name="order")
+            await pipe.start_plugin_instance(signature="SIMPLE_COUNTER", instance_id="c",
+                                             params={"PROCESS_DELAY": 0.001, "PLUGIN_LOOP_RESOLUTION": 1000},
+                                             on_data=on_data)
+            s.session.dispatcher.add("instance_data", (pipe.e2id, "order", "SIMPLE_COUNTER", "c"),
+                                     lambda p, data: inline.append(data["COUNTER"]))
+            await s.sleep(0.5)
+            await s.flush_callbacks()
+            assert len(late) >= 100
+            assert all(counter == newest for counter, newest in late), late[:5]
+
+    run(main())
+
+
 # ---------------------------------------------------------------------------------------------- command outcomes
 def test_a_refused_command_raises_command_failed_from_the_await() -> None:
     async def main() -> None:
