@@ -314,6 +314,35 @@ def test_a_stream_ends_after_its_queued_payloads_when_its_pipeline_is_archived()
     run(main())
 
 
+def test_closing_the_session_ends_streams_and_fails_pending_awaits() -> None:
+    async def main() -> None:
+        with SimulatedNetwork(1, seed=5) as net:
+            s = AsyncSession(session=net.session(name="closing", command_timeout=30))
+            await s.connect()
+            assert await s.wait_for_node(net.node_ids[0], 30)
+            pipe = await s.create_pipeline(e2id=net.node_ids[0], name="p")
+            await pipe.start_plugin_instance(signature="SIMPLE_COUNTER", instance_id="c", params=COUNTER)
+            net.faults.crash(net.node_ids[0])
+            pending = pipe.update_acquisition_parameters(URL="never-confirmed")
+            got: list[Payload] = []
+
+            async def read() -> None:
+                async for payload in pipe.payloads():
+                    got.append(payload)
+
+            reader = asyncio.create_task(read())
+            waiter = asyncio.create_task(pending.result())
+            while pending_waiters(s) < 2:
+                await asyncio.sleep(0)
+            await s.close()
+            await asyncio.wait_for(reader, 5)  # the async for ended
+            with pytest.raises(CommandFailed, match="session closed"):
+                await waiter
+            assert pending_waiters(s) == 0 and not s.streams and s.closed
+
+    run(main())
+
+
 def test_two_sessions_on_one_network_share_the_clock_driver() -> None:
     async def main() -> None:
         with SimulatedNetwork(2, seed=5) as net:
