@@ -87,6 +87,14 @@ class Confirmation:
                 return
         callback(self)
 
+    def remove_done_callback(self, callback: Callable[[Confirmation], None]) -> bool:
+        """Forget a callback added by :meth:`add_done_callback` (a cancelled waiter); True if it was there."""
+        with self._tracker.cond:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+                return True
+        return False
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds of the session clock; True if confirmed."""
         self._tracker.clock.wait_until(lambda: self.done, timeout, self._tracker.cond)

@@ -389,27 +389,12 @@ class Pipeline:
 
         Raises :class:`~pye2.errors.CommandTimeout` if no answer arrives in time.
         """
-        code = _read_code(plain_code, plain_code_path)
-        b64 = code_to_base64(code, check=True)
-        # an instance of its own per call: calls one after another, or at once, never share one
-        instance_id = f"{self.name}_rest_custom_exec_synchronous_{next(self._exec_ids)}"
         box: dict[str, Any] = {}
 
-        def on_data(_pipe: Pipeline, payload: Payload) -> None:
-            if "REST_EXECUTION_RESULT" in payload or "REST_EXECUTION_ERROR" in payload:
-                box["result"] = (payload.get("REST_EXECUTION_RESULT"), payload.get("REST_EXECUTION_ERROR"))
-            elif "specificValue" in payload:  # legacy cavi2 shape
-                sv = payload.get("specificValue") or {}
-                if "rest_execution_result" in sv:
-                    box["result"] = (sv.get("rest_execution_result"), sv.get("rest_execution_error"))
+        def keep(answer: tuple[Any, Any]) -> None:
+            box["result"] = answer
 
-        now = self.session.clock.time() if self.session.clock else 0.0
-        self.start_plugin_instance(
-            signature=REST_SIGNATURE, instance_id=instance_id, on_data=on_data,
-            # a real node runs an instance of a Void pipeline only when it allows empty inputs
-            params={"ALLOW_EMPTY_INPUTS": True, **(params or {}), "REQUEST": {"DATA": {"CODE": b64}, "TIMESTAMP": now},
-                    "RESULT_KEY": "REST_EXECUTION_RESULT", "ERROR_KEY": "REST_EXECUTION_ERROR"},
-        )
+        instance_id = self._start_exec(plain_code, plain_code_path, params, keep)
         limit = self.session.command_timeout if timeout is None else timeout
         try:
             if not self.session.wait(lambda: "result" in box or self.closed, limit):
@@ -419,6 +404,34 @@ class Pipeline:
                 self.stop_plugin_instance(REST_SIGNATURE, instance_id)
         result: tuple[Any, Any] = box.get("result", (None, "pipeline closed"))
         return result
+
+    def _start_exec(self, plain_code: str | None, plain_code_path: str | Path | None, params: dict[str, Any] | None,
+                    on_result: Callable[[tuple[Any, Any]], Any]) -> str:
+        """Start a one-shot ``REST_CUSTOM_EXEC_01`` instance; ``on_result((result, error))`` gets its answer.
+
+        Returns the instance id (the caller stops it). Shared by :meth:`wait_exec` and the asyncio facade.
+        """
+        code = _read_code(plain_code, plain_code_path)
+        b64 = code_to_base64(code, check=True)
+        # an instance of its own per call: calls one after another, or at once, never share one
+        instance_id = f"{self.name}_rest_custom_exec_synchronous_{next(self._exec_ids)}"
+
+        def on_data(_pipe: Pipeline, payload: Payload) -> None:
+            if "REST_EXECUTION_RESULT" in payload or "REST_EXECUTION_ERROR" in payload:
+                on_result((payload.get("REST_EXECUTION_RESULT"), payload.get("REST_EXECUTION_ERROR")))
+            elif "specificValue" in payload:  # legacy cavi2 shape
+                sv = payload.get("specificValue") or {}
+                if "rest_execution_result" in sv:
+                    on_result((sv.get("rest_execution_result"), sv.get("rest_execution_error")))
+
+        now = self.session.clock.time() if self.session.clock else 0.0
+        self.start_plugin_instance(
+            signature=REST_SIGNATURE, instance_id=instance_id, on_data=on_data,
+            # a real node runs an instance of a Void pipeline only when it allows empty inputs
+            params={"ALLOW_EMPTY_INPUTS": True, **(params or {}), "REQUEST": {"DATA": {"CODE": b64}, "TIMESTAMP": now},
+                    "RESULT_KEY": "REST_EXECUTION_RESULT", "ERROR_KEY": "REST_EXECUTION_ERROR"},
+        )
+        return instance_id
 
     # ---------------------------------------------------------------- closing
     def close(self) -> Confirmation:

@@ -52,6 +52,11 @@ class SessionStats:
     last :data:`RECENT_REJECTIONS` rejections with their details (sender-controlled
     text: clip it before showing it), and ``on_rejected``, if set, is called with
     each one as it is counted (on the thread that counts it; its errors are logged).
+
+    ``stream_dropped`` counts payloads an asyncio payload stream
+    (:mod:`pye2.aio`) dropped because its reader fell behind (its bound and
+    policy are the inbox's). Such a payload was delivered to the session (it
+    is in ``delivered``), so it stays out of the equation above.
     """
 
     received: int = 0
@@ -69,6 +74,7 @@ class SessionStats:
     commands_confirmed: int = 0
     commands_failed: int = 0
     commands_timed_out: int = 0
+    stream_dropped: int = 0
     recent_rejections: deque[Rejected] = field(default_factory=lambda: deque(maxlen=RECENT_REJECTIONS),
                                                repr=False, compare=False)
     on_rejected: Callable[[Rejected], None] | None = field(default=None, repr=False, compare=False)
@@ -131,4 +137,5 @@ class SessionStats:
                 "commands_confirmed": self.commands_confirmed,
                 "commands_failed": self.commands_failed,
                 "commands_timed_out": self.commands_timed_out,
+                "stream_dropped": self.stream_dropped,
             }
