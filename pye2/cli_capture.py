@@ -47,12 +47,14 @@ SHOWN_PROBLEMS = 10
 
 
 def _add_connection_options(parser: argparse.ArgumentParser, *, url_flag: str, url_help: str,
-                            url_group: Any = None) -> None:
+                            url_group: Any = None, from_capture: bool = False) -> None:
     (url_group or parser).add_argument(url_flag, dest="url", default=None, metavar="URL", help=url_help)
+    root_default = "the capture's" if from_capture else "the profile's"
+    profile_default = "the capture's, else $PYE2_PROFILE" if from_capture else "$PYE2_PROFILE"
     parser.add_argument("--root-topic", dest="root_topic", default=None, metavar="ROOT",
-                        help="topic root (default: the profile's; use a private one on a shared broker)")
+                        help=f"topic root (default: {root_default}; use a private one on a shared broker)")
     parser.add_argument("--profile", type=str.lower, choices=("aixp", "ratio1"), default=None,
-                        help="wire profile (default: $PYE2_PROFILE, else aixp)")
+                        help=f"wire profile (default: {profile_default}, else aixp)")
     parser.add_argument("--connect-timeout", dest="connect_timeout", type=_positive, default=None,
                         metavar="SECONDS", help="give up connecting after this long (default: the transport's)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -353,7 +355,7 @@ def add_commands(commands: Any) -> None:
     where = replay.add_mutually_exclusive_group()
     where.add_argument("--sim", action="store_true",
                        help="into an in-process simulated network where a fresh session consumes it")
-    _add_connection_options(replay, url_flag="--to", url_group=where,
+    _add_connection_options(replay, url_flag="--to", url_group=where, from_capture=True,
                             url_help="broker URL to publish to (default: $PYE2_TRANSPORT / $PYE2_HOST ...)")
     replay.add_argument("--key", type=Path, default=None,
                         help="--sim: the session's key file (the live session's, to get what was sent to it)")
