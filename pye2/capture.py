@@ -181,14 +181,16 @@ def _parse_header(obj: dict[str, Any]) -> CaptureHeader:
         raise DecodeError("'pye2_capture' must be the format version (an integer)")
     if version > FORMAT_VERSION:
         raise DecodeError(f"capture format {version} is newer than this pye2 reads ({FORMAT_VERSION})")
-    if not isinstance(root, str) or not root or any(c in root for c in "/+#\x00"):
+    if not isinstance(root, str) or not root or len(root) > 255 or any(c in root for c in "/+#\x00"):
         raise DecodeError("'root' must be a topic root (one level, no wildcards)")
     profile, started, source = obj.get("profile"), obj.get("started"), obj.get("source")
+    if profile is not None and (not isinstance(profile, str) or not profile.isalnum() or len(profile) > 40):
+        raise DecodeError("'profile' must be a profile name such as AIXP or RATIO1")
     return CaptureHeader(
         root=root,
-        profile=profile if isinstance(profile, str) else None,
+        profile=profile,
         started=float(started) if isinstance(started, (int, float)) and not isinstance(started, bool) else None,
-        source=source if isinstance(source, str) else None,
+        source=clip(source, 200) if isinstance(source, str) else None,
         version=version,
     )
 
@@ -235,6 +237,8 @@ class CaptureWriter:
         self.bytes = 0
         #: messages arrived after close (not written)
         self.late = 0
+        #: messages lost to a failed write (disk full ...); the first failure is logged
+        self.write_errors = 0
         #: records by :func:`topic_kind`
         self.by_kind: Counter[str] = Counter()
         self.root: str | None = None
@@ -263,7 +267,13 @@ class CaptureWriter:
             if self._closed:
                 self.late += 1
                 return False
-            self._stream.write(line + "\n")
+            try:
+                self._stream.write(line + "\n")
+            except OSError as exc:
+                self.write_errors += 1
+                if self.write_errors == 1:
+                    log.error("capture: cannot write to the file (%s); messages are being lost", exc)
+                return False
             if keep:
                 self.written += 1
                 self.bytes += size
@@ -274,8 +284,12 @@ class CaptureWriter:
             self.by_kind[topic_kind(topic, self.root)] += 1
             now = time.monotonic()
             if now - self._last_flush >= FLUSH_INTERVAL:
-                self._stream.flush()
                 self._last_flush = now
+                try:
+                    self._stream.flush()
+                except OSError as exc:
+                    self.write_errors += 1
+                    log.error("capture: cannot flush the file (%s)", exc)
         return keep
 
     def handler(self, clock: Callable[[], float] | None = None) -> Callable[[Delivery], None]:
@@ -299,9 +313,13 @@ class CaptureWriter:
             if self._closed:
                 return
             self._closed = True
-            self._stream.flush()
-            if self._owned:
-                self._stream.close()
+            try:
+                self._stream.flush()
+                if self._owned:
+                    self._stream.close()
+            except OSError as exc:
+                self.write_errors += 1
+                log.error("capture: cannot finish writing the file (%s)", exc)
 
     @property
     def messages(self) -> int:

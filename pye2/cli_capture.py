@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,6 +34,7 @@ from pye2.capture_replay import Replayer, ReplayReport, WallPacer, replay_into_s
 from pye2.domain.logtext import clip
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.errors import ConfigError, Pye2Error, TransportError
+from pye2.ports.transport import Delivery
 
 __all__ = ["add_commands", "cmd_capture", "cmd_replay"]
 
@@ -170,22 +171,22 @@ def cmd_capture(args: argparse.Namespace) -> int:
     profile = profile.with_root(root)
     path = Path(args.file)
     transport = _connect(url, args.connect_timeout)
+    started, began = time.time(), time.monotonic()
+    interrupted = False
     try:
         writer = CaptureWriter.open(path, max_bytes=args.max_bytes)
+        writer.write_header(CaptureHeader(root=root, profile=profile.name, started=round(started, 6),
+                                          source=mask_url(url)))
     except OSError as exc:
         _close_quietly(transport)
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    started, began = time.time(), time.monotonic()
-    interrupted = False
-    writer.write_header(CaptureHeader(root=root, profile=profile.name, started=round(started, 6),
-                                      source=mask_url(url)))
     try:
         with _sigterm_as_interrupt():
             try:
-                subscription = transport.subscribe(f"{root}/#", writer.handler())
+                subscription = transport.subscribe(f"{root}/#", _echoing(writer) if args.echo else writer.handler())
                 _status(f"capturing {root}/# on {mask_url(url)} to {path}"
                         + (f" for {args.seconds:g} s" if args.seconds else "") + " (Ctrl-C stops)")
-                _wait(writer, args.seconds)
+                _wait(writer, args.seconds, progress=not args.echo and sys.stderr.isatty())
                 subscription.cancel()
             except KeyboardInterrupt:
                 interrupted = True
@@ -193,13 +194,32 @@ def cmd_capture(args: argparse.Namespace) -> int:
         _close_quietly(transport)
         writer.close()
     _print_capture_summary(args, writer, path, root, time.monotonic() - began, interrupted)
+    if writer.write_errors:
+        print(f"error: {path}: {writer.write_errors} write(s) failed; the capture is incomplete", file=sys.stderr)
+        return 1
     return 0
 
 
-def _wait(writer: CaptureWriter, seconds: float | None) -> None:
-    """Wait for ``seconds`` (or forever); on a terminal, show the running count once a second."""
+def _echoing(writer: CaptureWriter) -> Callable[[Delivery], None]:
+    """A handler that records each message and prints a line for it on stderr: time, topic, size."""
+    lock = threading.Lock()
+
+    def on_delivery(delivery: Delivery) -> None:
+        when = time.time()
+        kept = writer.record(delivery.address, delivery.body, when)
+        stamp = time.strftime("%H:%M:%S", time.localtime(when)) + f".{int(when % 1 * 1000):03d}"
+        with lock:
+            omitted = not kept and len(delivery.body) > writer.max_bytes
+            print(f"{stamp} {clip(delivery.address, 200)} {len(delivery.body)} bytes"
+                  + (" (omitted)" if omitted else ""), file=sys.stderr, flush=True)
+
+    return on_delivery
+
+
+def _wait(writer: CaptureWriter, seconds: float | None, progress: bool) -> None:
+    """Wait for ``seconds`` (or forever); with ``progress``, show the running count once a second."""
     deadline = None if seconds is None else time.monotonic() + seconds
-    tty = sys.stderr.isatty()
+    tty = progress
     forever = threading.Event()  # never set: Event.wait is the interruptible wait
     while True:
         left = None if deadline is None else deadline - time.monotonic()
@@ -215,7 +235,7 @@ def _wait(writer: CaptureWriter, seconds: float | None) -> None:
 def _print_capture_summary(args: argparse.Namespace, writer: CaptureWriter, path: Path, root: str, elapsed: float,
                            interrupted: bool) -> None:
     summary = {"file": str(path), "root": root, "messages": writer.messages, "written": writer.written,
-               "omitted": writer.omitted, "max_bytes": writer.max_bytes, "bytes": writer.bytes,
+               "omitted": writer.omitted, "write_errors": writer.write_errors, "max_bytes": writer.max_bytes, "bytes": writer.bytes,
                "by_kind": dict(sorted(writer.by_kind.items())), "seconds": round(elapsed, 3),
                "stopped_by": "interrupt" if interrupted else "time"}
     if args.json:
@@ -340,6 +360,8 @@ def add_commands(commands: Any) -> None:
                                                   "(one JSON object a line)")
     capture.add_argument("file", help="capture file to write (replaced if it exists)")
     capture.add_argument("--seconds", type=_positive, default=None, help="stop after this long (default: Ctrl-C)")
+    capture.add_argument("--echo", action="store_true",
+                         help="also print a line per message on stderr (time, topic, size)")
     capture.add_argument("--max-bytes", dest="max_bytes", type=_byte_count, default=DEFAULT_MAX_BYTES,
                          help=f"bodies above this are skipped and counted (default {DEFAULT_MAX_BYTES})")
     _add_connection_options(capture, url_flag="--url",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
@@ -67,6 +68,20 @@ def test_records_after_close_are_counted_as_late_not_written() -> None:
     writer.close()
     assert writer.record("r/ctrl", b"x", 1.0) is False
     assert writer.late == 1 and out.getvalue() == ""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_counted_and_logged_not_raised_on_the_transport_thread() -> None:
+    full = open("/dev/full", "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
+    try:
+        writer = CaptureWriter(full)
+        for i in range(3):
+            assert writer.record("r/ctrl", b"x", float(i)) is False
+        writer.close()
+        assert writer.write_errors >= 3 and writer.written == 0
+    finally:
+        with contextlib.suppress(OSError):
+            full.close()
 
 
 def test_malformed_lines_are_counted_with_their_line_numbers_and_the_rest_is_read() -> None:
