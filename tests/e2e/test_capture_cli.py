@@ -291,3 +291,23 @@ def test_ctrl_c_stops_a_capture_with_a_summary_and_a_broker_replay_with_exit_130
     assert code == 0 and "Traceback" not in echo.text(), echo.lines
     assert out.startswith("captured 3 message(s)") and f"under {root}/#" in out
     assert len(read_capture(tmp_path / "i.jsonl", strict=True).records) == 3
+
+
+@pytest.mark.amqp
+@pytest.mark.timeout(90)
+def test_on_rabbitmq_a_replayed_fixture_is_captured_byte_for_byte(amqp_url: str, tmp_path: Path) -> None:
+    root = f"pye2amqp{uuid.uuid4().hex[:8]}"
+    capture = _spawn("capture", str(tmp_path / "a.jsonl"), "--url", amqp_url, "--root-topic", root, "--echo")
+    echo = _Echo(capture)
+    try:
+        assert echo.wait_for(f"capturing {root}/# on amqp://guest:***@"), echo.lines
+        done = _pye2("replay", str(FIXTURE), "--to", amqp_url, "--root-topic", root, "--speed", "0")
+        assert done.returncode == 0 and "replayed 17 message(s)" in done.stdout, done.stderr
+        _end_of_capture(amqp_url, root, echo)
+    finally:
+        code, out, _ = _stop(capture)
+    assert code == 0 and out.startswith("captured 18 message(s)")
+    original = read_capture(FIXTURE).records
+    captured = read_capture(tmp_path / "a.jsonl", strict=True).records[:-1]
+    assert [(r.topic.replace("r1oracle/", f"{root}/"), r.body) for r in original] == [
+        (r.topic, r.body) for r in captured]
