@@ -11,7 +11,7 @@ profile's (capture) or the capture's own (replay). Status lines go to stderr,
 the summary to stdout (one JSON object with ``--json``). Exit codes: 0 done,
 1 failure (broker unreachable, unreadable file, malformed capture lines),
 2 usage error, 130 interrupted replay. The file format is described in
-:mod:`pye2.capture`; the replay in :mod:`pye2.capture_replay`.
+:mod:`pye2.capture`; the replay in :mod:`pye2.capture.replay`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pye2.capture import DEFAULT_MAX_BYTES, CaptureHeader, CaptureReader, CaptureWriter, MalformedLine
-from pye2.capture_replay import Replayer, ReplayReport, WallPacer, replay_into_session
+from pye2.capture.replay import Replayer, ReplayReport, WallPacer, replay_into_session
 from pye2.domain.logtext import clip
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.errors import ConfigError, Pye2Error, TransportError

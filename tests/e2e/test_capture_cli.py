@@ -24,7 +24,7 @@ import pytest
 
 from pye2 import Session
 from pye2.capture import CaptureRecord, read_capture
-from pye2.capture_replay import message_counters
+from pye2.capture.replay import message_counters
 from pye2.domain.profiles import AIXP, RATIO1, WireProfile
 from pye2.plugins.host import default_host
 from pye2.wire import Identity, sign_message

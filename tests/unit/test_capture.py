@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pye2.capture import CaptureHeader, CaptureReader, CaptureRecord, CaptureWriter, read_capture, topic_kind
-from pye2.capture_replay import (
+from pye2.capture.replay import (
     Replayer,
     ReplayReport,
     VirtualPacer,
