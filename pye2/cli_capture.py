@@ -219,24 +219,23 @@ def _echoing(writer: CaptureWriter) -> Callable[[Delivery], None]:
 def _wait(writer: CaptureWriter, seconds: float | None, progress: bool) -> None:
     """Wait for ``seconds`` (or forever); with ``progress``, show the running count once a second."""
     deadline = None if seconds is None else time.monotonic() + seconds
-    tty = progress
     forever = threading.Event()  # never set: Event.wait is the interruptible wait
     while True:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             break
         forever.wait(1.0 if left is None else min(1.0, left))
-        if tty:
+        if progress:
             print(f"\r  {writer.messages} message(s)", end="", file=sys.stderr, flush=True)
-    if tty:
+    if progress:
         print(file=sys.stderr)
 
 
 def _print_capture_summary(args: argparse.Namespace, writer: CaptureWriter, path: Path, root: str, elapsed: float,
                            interrupted: bool) -> None:
     summary = {"file": str(path), "root": root, "messages": writer.messages, "written": writer.written,
-               "omitted": writer.omitted, "write_errors": writer.write_errors, "max_bytes": writer.max_bytes, "bytes": writer.bytes,
-               "by_kind": dict(sorted(writer.by_kind.items())), "seconds": round(elapsed, 3),
+               "omitted": writer.omitted, "write_errors": writer.write_errors, "max_bytes": writer.max_bytes,
+               "bytes": writer.bytes, "by_kind": dict(sorted(writer.by_kind.items())), "seconds": round(elapsed, 3),
                "stopped_by": "interrupt" if interrupted else "time"}
     if args.json:
         print(json.dumps(summary))
