@@ -11,7 +11,9 @@ the capture hears, waited for in its ``--echo`` lines, tells when the capture ha
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -311,3 +313,21 @@ def test_on_rabbitmq_a_replayed_fixture_is_captured_byte_for_byte(amqp_url: str,
     captured = read_capture(tmp_path / "a.jsonl", strict=True).records[:-1]
     assert [(r.topic.replace("r1oracle/", f"{root}/"), r.body) for r in original] == [
         (r.topic, r.body) for r in captured]
+
+
+@pytest.mark.mqtt
+@pytest.mark.timeout(60)
+def test_the_broker_comes_from_the_sessions_environment_and_none_at_all_is_one_line(mqtt_url: str,
+                                                                                    tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYE2_")}
+    argv = [sys.executable, "-m", "pye2", "capture", str(tmp_path / "e.jsonl"), "--seconds", "0.5",
+            "--root-topic", f"pye2env{uuid.uuid4().hex[:8]}"]
+    run = functools.partial(subprocess.run, argv, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                            check=False)  # cwd without a .env file
+    done = run(env={**env, "PYTHONPATH": str(ROOT), "PYE2_TRANSPORT": mqtt_url})
+    assert done.returncode == 0 and done.stdout.startswith("captured 0 message(s)"), done.stderr
+    assert f"on {mqtt_url} to" in done.stderr
+    done = run(env={**env, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "error: no broker: pass the URL (mqtt://host:1883, amqp://user:pwd@host/) or set PYE2_TRANSPORT / PYE2_HOST"]
