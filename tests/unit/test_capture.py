@@ -21,7 +21,7 @@ from pye2.capture.replay import (
     replay_into_session,
     rewrite_root,
 )
-from pye2.domain.profiles import RATIO1
+from pye2.domain.profiles import AIXP, RATIO1, WireProfile
 from pye2.errors import ConfigError, DecodeError, MessageTooLarge
 from pye2_transport_memory.clock import VirtualClock
 from pye2_transport_memory.network import SimulatedNetwork
@@ -187,9 +187,10 @@ def test_refused_bodies_are_counted_and_the_replay_goes_on() -> None:
     assert report.failed == {"too_large": 1, "refused": 1} and report.omitted == 1 and report.published == 1
 
 
-def _live_and_replayed(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any], ReplayReport]:
+def _live_and_replayed(tmp_path: Path, profile: WireProfile,
+                       same_key: bool) -> tuple[dict[str, Any], dict[str, Any], ReplayReport]:
     """A session on a simulated network with a pipeline emitting payloads, captured as it runs, then replayed."""
-    net = SimulatedNetwork(nodes=2, seed=7)
+    net = SimulatedNetwork(nodes=2, seed=7, profile=profile)
     writer = CaptureWriter.open(tmp_path / "live.jsonl", clock=net.clock.time)
     writer.write_header(CaptureHeader(root=net.profile.root, profile=net.profile.name))
     tap = MemoryTransport(net.hub, name="tap")
@@ -211,12 +212,15 @@ def _live_and_replayed(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any], 
     session.close()
     writer.close()
     capture = read_capture(tmp_path / "live.jsonl")
-    report, replayed = replay_into_session(capture.records, profile=net.profile)
+    report, replayed = replay_into_session(capture.records, profile=net.profile,
+                                           identity=session.identity if same_key else None)
     return live, replayed, report
 
 
-def test_a_captured_session_replayed_into_the_simulator_gives_the_live_counters(tmp_path: Path) -> None:
-    live, replayed, report = _live_and_replayed(tmp_path)
+@pytest.mark.parametrize(("profile", "same_key"), [(AIXP, False), (RATIO1, True)], ids=["aixp", "ratio1-key"])
+def test_a_captured_session_replayed_into_the_simulator_gives_the_live_counters(
+        tmp_path: Path, profile: WireProfile, same_key: bool) -> None:
+    live, replayed, report = _live_and_replayed(tmp_path, profile, same_key)
     assert live["delivered"]["payload"] >= 10 and live["delivered"]["heartbeat"] >= 2
     assert live["delivered"]["notification"] >= 1 and live["rejected"] == {"malformed": 1}
     assert replayed == live
