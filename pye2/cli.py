@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from pye2._version import __version__
+from pye2.cli_capture import add_commands as add_capture_commands
 from pye2.errors import Pye2Error, SignatureInvalid
 from pye2.wire import (
     AIXP,
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     selftest = commands.add_parser("selftest", help="a short self-checking tour of the core (no network)")
     selftest.set_defaults(func=cmd_demo)
+    add_capture_commands(commands)
     _add_plugin_commands(commands)
     from pye2.cli_net import add_network_commands  # nodes, pipelines, archive, watch, exec, doctor
 
