@@ -47,12 +47,13 @@ SHOWN_PROBLEMS = 10
 # -- connection options (self-contained: broker URL, root topic, profile) -------------------
 
 
-def _add_connection_options(parser: argparse.ArgumentParser, *, url_flag: str, url_help: str,
+def _add_connection_options(parser: argparse.ArgumentParser, *, url_flags: tuple[str, ...], url_help: str,
                             url_group: Any = None, from_capture: bool = False) -> None:
-    (url_group or parser).add_argument(url_flag, dest="url", default=None, metavar="URL", help=url_help)
+    # the same spellings as the other network commands (--broker, --root), and the older ones
+    (url_group or parser).add_argument(*url_flags, dest="url", default=None, metavar="URL", help=url_help)
     root_default = "the capture's" if from_capture else "the profile's"
     profile_default = "the capture's, else $PYE2_PROFILE" if from_capture else "$PYE2_PROFILE"
-    parser.add_argument("--root-topic", dest="root_topic", default=None, metavar="ROOT",
+    parser.add_argument("--root", "--root-topic", dest="root_topic", default=None, metavar="ROOT",
                         help=f"topic root (default: {root_default}; use a private one on a shared broker)")
     parser.add_argument("--profile", type=str.lower, choices=("aixp", "ratio1"), default=None,
                         help=f"wire profile (default: {profile_default}, else aixp)")
@@ -363,7 +364,7 @@ def add_commands(commands: Any) -> None:
                          help="also print a line per message on stderr (time, topic, size)")
     capture.add_argument("--max-bytes", dest="max_bytes", type=_byte_count, default=DEFAULT_MAX_BYTES,
                          help=f"bodies above this are skipped and counted (default {DEFAULT_MAX_BYTES})")
-    _add_connection_options(capture, url_flag="--url",
+    _add_connection_options(capture, url_flags=("--broker", "--url"),
                             url_help="broker URL (default: $PYE2_TRANSPORT / $PYE2_HOST ..., as a Session)")
     capture.set_defaults(func=cmd_capture)
 
@@ -376,7 +377,7 @@ def add_commands(commands: Any) -> None:
     where = replay.add_mutually_exclusive_group()
     where.add_argument("--sim", action="store_true",
                        help="into an in-process simulated network where a fresh session consumes it")
-    _add_connection_options(replay, url_flag="--to", url_group=where, from_capture=True,
+    _add_connection_options(replay, url_flags=("--to", "--broker"), url_group=where, from_capture=True,
                             url_help="broker URL to publish to (default: $PYE2_TRANSPORT / $PYE2_HOST ...)")
     replay.add_argument("--key", type=Path, default=None,
                         help="--sim: the session's key file (the live session's, to get what was sent to it)")
