@@ -32,6 +32,7 @@ RUN_ELSEWHERE = {"testing.md": "tests/pytest_plugin/test_docs.py"}
 EXCLUDED = {
     ("getting-started.md", "from pye2 import Session"),
     ("transports.md", "from pye2 import Session"),
+    ("scale-out.md", "# worker.py -- start it as many times as you need (same broker, same root)"),
 }
 
 
@@ -87,6 +88,8 @@ def run_page(page: Path) -> int:
 @pytest.mark.parametrize("page", [p.name for p in pages() if p.name not in RUN_ELSEWHERE])
 def test_the_examples_of_the_page_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "fixtures").symlink_to(DOCS.parent / "tests" / "fixtures")  # as from the repo's root
     monkeypatch.setenv("PYE2_HOME", str(tmp_path / "home"))
     for name in ("PYE2_TRANSPORT", "PYE2_HOST", "PYE2_PORT", "PYE2_USER", "PYE2_PASS", "PYE2_PROFILE"):
         monkeypatch.delenv(name, raising=False)
