@@ -237,6 +237,6 @@ def payload_event(message: Mapping[str, Any]) -> PayloadEvent:
         pipeline=pipeline,
         signature=signature.upper() if isinstance(signature, str) else "",
         instance_id=_opt_str(message.get("INSTANCE_ID")) or _opt_str(path[3]),
-        data=dict(message),
+        data=message if type(message) is dict else dict(message),  # a freshly parsed dict is ours: no copy
         digest=_digest(message),
     )

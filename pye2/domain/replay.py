@@ -80,11 +80,8 @@ class ReplayGuard:
         """
         if not digest:
             return False
-        try:
-            at = self._seen[hash(digest)]
-        except KeyError:
-            return False
-        return now - at <= self.max_age
+        at = self._seen.get(hash(digest))
+        return at is not None and now - at <= self.max_age
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -207,8 +207,8 @@ class NodeBindings:
         address never is (it may take its name back).
         """
         binding = self._bound.get(name)
-        return (binding is not None and address in binding.others and address != binding.address
-                and not self.is_trusted(address))
+        return (binding is not None and bool(binding.others) and address in binding.others
+                and address != binding.address and not self.is_trusted(address))
 
     def names_of(self, address: str) -> list[str]:
         """Every name bound to ``address``."""

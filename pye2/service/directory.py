@@ -99,12 +99,12 @@ class NodeDirectory:
         signature check (whatever their signature, they would be refused for
         the same reason). Read-only, so a decode thread may call it.
         """
-        digest = message.get("EE_HASH") or message.get("EE_SIGN")
-        if isinstance(digest, str) and self.replay.seen(digest, now):
+        get = message.get
+        digest = get("EE_HASH") or get("EE_SIGN")
+        if digest.__class__ is str and self.replay.seen(digest, now):
             return "replay"
-        name = message.get("EE_ID")
-        sender = message.get("EE_SENDER")
-        if isinstance(name, str) and isinstance(sender, str) and self.bindings.known_claimant(name, sender):
+        name, sender = get("EE_ID"), get("EE_SENDER")
+        if name.__class__ is str and sender.__class__ is str and self.bindings.known_claimant(name, sender):
             return "impostor"
         return None
 

@@ -11,12 +11,12 @@ routing costs O(1) in the number of pipelines and instances.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pye2.domain.codecs.heartbeat_view import HeartbeatView
 from pye2.domain.keys import same_address
-from pye2.domain.messages import Event, HeartbeatEvent, NotificationEvent, PayloadEvent, Rejected, node_time
+from pye2.domain.messages import Event, HeartbeatEvent, NotificationEvent, PayloadEvent, Rejected
 from pye2.domain.network import NodeRecord
 from pye2.errors import DecompressionBomb
 from pye2.service.confirmations import ConfirmationTracker
@@ -70,9 +70,8 @@ class Router:
         #: False when this session gets only a share of the payloads (a share group): gaps are expected
         self.count_gaps = count_gaps
         self.confirmations: ConfirmationTracker | None = None
-        #: called with a node's record after each of its heartbeats is routed (the session checks allow-lists)
-        #: ``f(record, signed_at)`` after each admitted heartbeat (``signed_at``: its signed node time, or None)
-        self.on_heartbeat_of: Callable[[NodeRecord, float | None], None] | None = None
+        #: ``f(record, envelope)`` after each admitted heartbeat (``envelope``: its verified top-level fields)
+        self.on_heartbeat_of: Callable[[NodeRecord, Mapping[str, Any]], None] | None = None
         self.pipelines: dict[PipelineKey, PipelineTarget] = {}
         self._payload_seq: OrderedDict[str, int] = OrderedDict()
 
@@ -204,8 +203,7 @@ class Router:
         record = self.directory.record(event, now)
         try:
             if self.on_heartbeat_of is not None:
-                envelope = event.data.envelope if isinstance(event.data, HeartbeatView) else event.data
-                self.on_heartbeat_of(record, node_time(envelope.get("EE_TIMESTAMP"), envelope.get("EE_TIMEZONE")))
+                self.on_heartbeat_of(record, event.data.envelope if isinstance(event.data, HeartbeatView) else event.data)
             if self.filter_workers is not None and not (
                 event.alias in self.filter_workers or (event.address and event.address in self.filter_workers)
             ):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from pye2.domain.keys import same_address
 from pye2.domain.logtext import clip
-from pye2.domain.messages import KIND_HEARTBEAT, KIND_NOTIFICATION, KIND_PAYLOAD, Event, Rejected
+from pye2.domain.messages import KIND_HEARTBEAT, KIND_NOTIFICATION, KIND_PAYLOAD, Event, Rejected, node_time
 from pye2.domain.network import DEFAULT_ONLINE_TIMEOUT, NetworkView, NodeRecord
 from pye2.domain.notifications import ExpectedResponse
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
@@ -602,7 +602,7 @@ class Session:
         rec = self.directory.find(node)
         return None if rec is None else rec.eth
 
-    def _check_allowed(self, record: NodeRecord, signed_at: float | None = None) -> None:
+    def _check_allowed(self, record: NodeRecord, envelope: Mapping[str, Any]) -> None:
         """A node heartbeated: fail the commands pending on it if it says it will not take ours (``NotAllowed``).
 
         Only the commands sent before the heartbeat was signed (its ``EE_TIMESTAMP``,
@@ -618,6 +618,7 @@ class Session:
         if record.secured is not True or self._listed(record.whitelist):
             return
         me = self.engine.address
+        signed_at = node_time(envelope.get("EE_TIMESTAMP"), envelope.get("EE_TIMEZONE"))
         self.confirmations.fail_node(address, lambda conf: NotAllowed(
             f"{conf.description}: node {record.alias} ({address}) is SECURED and its allow-list does not list "
             f"this session's address {me}; the node ignores its commands. Its operator adds the address to the "
