@@ -33,6 +33,7 @@ from pye2.capture import DEFAULT_MAX_BYTES, CaptureHeader, CaptureReader, Captur
 from pye2.capture.replay import Replayer, ReplayReport, WallPacer, replay_into_session
 from pye2.domain.logtext import clip
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
+from pye2.domain.urls import mask_url
 from pye2.errors import ConfigError, Pye2Error, TransportError
 from pye2.ports.transport import Delivery
 
@@ -107,17 +108,6 @@ def _broker_url(url: str | None) -> str:
 def _profile(name: str | None, fallback: str | None = None) -> WireProfile:
     chosen = name or fallback or _settings().profile
     return get_profile(chosen.upper()) if chosen else AIXP
-
-
-def mask_url(url: str) -> str:
-    """``url`` with the password of its ``user:password@`` part shown as ``***``."""
-    if "://" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _connect(url: str, connect_timeout: float | None) -> Any:

@@ -33,6 +33,7 @@ from pye2.domain.options import to_bool as _to_bool
 from pye2.domain.options import to_float as _to_float
 from pye2.domain.options import to_int as _to_int
 from pye2.domain.options import to_str as _to_str
+from pye2.domain.urls import at_after_host, spilled_credentials_error
 from pye2.errors import ConfigError
 
 from .topology import queue_name, validate_filter
@@ -220,22 +221,10 @@ def parse_url(url: str, **options: Any) -> AmqpConfig:
     try:
         return _parse(url.strip(), options)
     except ConfigError:
-        if not _at_after_host(url):
+        if not at_after_host(url):
             raise
         # The user name or password spilled past the host: the error may quote part of it.
-        raise ConfigError(
-            "invalid AMQP URL (not shown: it may hold a password): an '@' comes after the host, so the user "
-            "name or password probably holds an unencoded '/', '?', '#' or '@'; percent-encode it "
-            "(urllib.parse.quote(password, safe='')), and write an '@' in an option as %40") from None
-
-
-def _at_after_host(url: str) -> bool:
-    """True when an ``@`` follows the host part (or there is no ``://``), as when a password's ``/`` ends it."""
-    start = url.find("://")
-    if start < 0:
-        return "@" in url
-    ends = [i for i in (url.find(c, start + 3) for c in "/?#") if i >= 0]
-    return "@" in url[min(ends, default=len(url)):]
+        raise spilled_credentials_error("AMQP") from None
 
 
 def _parse(url: str, options: Mapping[str, Any]) -> AmqpConfig:
@@ -253,7 +242,7 @@ def _parse(url: str, options: Mapping[str, Any]) -> AmqpConfig:
         raise ConfigError(f"AMQP URL must start with amqp:// or amqps://, got scheme {parts.scheme!r}")
     if parts.fragment:
         raise ConfigError("AMQP URL must not have a #fragment")
-    if parts.username is None and _at_after_host(url):
+    if parts.username is None and at_after_host(url):
         # amqp:/user:pass@host would make "user:pass@host" the vhost (shown in repr and errors).
         raise ConfigError("AMQP URL has an '@' after the host and no user name before it")
     path = parts.path

@@ -31,8 +31,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
+from pye2.domain.urls import mask_url
 from pye2.errors import ConfigError, IdentityError, Pye2Error
 
 __all__ = ["add_sim_arguments", "load_state_keys", "run_sim"]
@@ -88,15 +88,6 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
                       help="folder that keeps the nodes' random keys across restarts")
     parser.add_argument("--eth", action=argparse.BooleanOptionalAction, default=None,
                         help="the nodes' signing mode (default: the profile's; a real node's default is --no-eth)")
-
-
-def _mask(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def load_state_keys(folder: Path, node_ids: list[str]) -> dict[str, Any]:
@@ -207,7 +198,7 @@ def run_sim(args: argparse.Namespace, *, stop: threading.Event | None = None, ou
             try:
                 network.start()
             except Pye2Error as exc:
-                print(f"error: cannot start the simulated nodes on {_mask(args.broker)}: {exc}", file=sys.stderr)
+                print(f"error: cannot start the simulated nodes on {mask_url(args.broker)}: {exc}", file=sys.stderr)
                 return 1
             _print_summary(network, args, profile.root, allowed, allow_any, seed, state, out)
             if allow_file is not None:
@@ -255,7 +246,7 @@ def _print_summary(network: Any, args: argparse.Namespace, root: str, allowed: l
               file=out)
     keys = (f"derived from --seed {seed} (for tests: not secret)" if seed is not None else
             f"kept in {state}" if state is not None else "random, new at every start (--state DIR keeps them)")
-    print(f"{len(network.nodes)} simulated node(s) on {_mask(args.broker)}, root topic {root!r} "
+    print(f"{len(network.nodes)} simulated node(s) on {mask_url(args.broker)}, root topic {root!r} "
           f"({network.profile.name}); keys {keys}; Ctrl-C stops", file=out)
     for node_id, address in network.addresses.items():
         print(f"  {node_id}  {address}", file=out)

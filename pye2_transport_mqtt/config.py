@@ -35,6 +35,7 @@ from pye2.domain.options import to_bool as _to_bool
 from pye2.domain.options import to_float as _to_float
 from pye2.domain.options import to_int as _to_int
 from pye2.domain.options import to_str as _to_str
+from pye2.domain.urls import at_after_host, spilled_credentials_error
 from pye2.errors import ConfigError
 
 from ._topics import matches, validate_filter
@@ -314,22 +315,10 @@ def parse_url(url: str, **options: Any) -> MqttConfig:
     try:
         return _parse(url.strip(), options)
     except ConfigError:
-        if not _at_after_host(url):
+        if not at_after_host(url):
             raise
         # The user name or password spilled past the host: the error may quote part of it.
-        raise ConfigError(
-            "invalid MQTT URL (not shown: it may hold a password): an '@' comes after the host, so the user "
-            "name or password probably holds an unencoded '/', '?', '#' or '@'; percent-encode it "
-            "(urllib.parse.quote(password, safe='')), and write an '@' in an option as %40") from None
-
-
-def _at_after_host(url: str) -> bool:
-    """True when an ``@`` follows the host part (or there is no ``://``), as when a password's ``/`` ends it."""
-    start = url.find("://")
-    if start < 0:
-        return "@" in url
-    ends = [i for i in (url.find(c, start + 3) for c in "/?#") if i >= 0]
-    return "@" in url[min(ends, default=len(url)):]
+        raise spilled_credentials_error("MQTT") from None
 
 
 def _parse(url: str, options: Mapping[str, Any]) -> MqttConfig:

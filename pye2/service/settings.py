@@ -20,28 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from pye2.domain.urls import mask_url
 from pye2.errors import ConfigError
 
 __all__ = ["Settings", "env_count", "eth_setting", "read_env_file", "resolve_settings", "trusted_nodes_from_env"]
 
 KEYS = ("PYE2_HOST", "PYE2_PORT", "PYE2_USER", "PYE2_PASS", "PYE2_TRANSPORT", "PYE2_PROFILE")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
-
-
-def _mask_url(url: str | None) -> str | None:
-    """``url`` with the password of its ``user:password@`` part shown as ``***``.
-
-    Errs on the side of masking: everything between the first ``:`` after the
-    user name and the last ``@`` is hidden, so a password holding an unencoded
-    ``/``, ``?``, ``#`` or ``@`` is hidden too.
-    """
-    if url is None or "://" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -75,7 +60,7 @@ class Settings:
     profile: str | None
 
     def __repr__(self) -> str:
-        return (f"Settings(transport={_mask_url(self.transport)!r}, host={self.host!r}, port={self.port!r}, "
+        return (f"Settings(transport={(mask_url(self.transport) if self.transport is not None else None)!r}, host={self.host!r}, port={self.port!r}, "
                 f"user={self.user!r}, pwd={'***' if self.pwd else None}, profile={self.profile!r})")
 
     def transport_url(self) -> str | None:

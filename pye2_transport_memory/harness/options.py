@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from pye2.domain.urls import mask_url
 from pye2.errors import ConfigError
 
 __all__ = ["NetworkOptions", "mask_url", "merge_options", "private_root"]
@@ -134,21 +134,3 @@ def merge_options(layers: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
 def private_root() -> str:
     """A topic root no one else uses (``pye2t`` and 12 random hex digits)."""
     return f"pye2t{uuid.uuid4().hex[:12]}"
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for headers, logs and errors)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable URL>"
-    if password is None:
-        return url
-    host = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
