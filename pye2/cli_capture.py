@@ -20,17 +20,16 @@ import argparse
 import json
 import logging
 import math
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from pye2.capture import DEFAULT_MAX_BYTES, CaptureHeader, CaptureReader, CaptureWriter, MalformedLine
 from pye2.capture.replay import Replayer, ReplayReport, WallPacer, replay_into_session
+from pye2.cli_signals import sigterm_stops
 from pye2.domain.logtext import clip
 from pye2.domain.profiles import AIXP, WireProfile, get_profile
 from pye2.domain.urls import mask_url
@@ -131,22 +130,6 @@ def _close_quietly(transport: Any) -> None:
         log.warning("closing the transport failed: %s", exc)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # as Ctrl-C: the main thread unwinds and flushes
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _status(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -172,7 +155,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         _close_quietly(transport)
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_stops():
             try:
                 subscription = transport.subscribe(f"{root}/#", _echoing(writer) if args.echo else writer.handler())
                 _status(f"capturing {root}/# on {mask_url(url)} to {path}"
@@ -280,7 +263,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         url = _broker_url(args.url)
         transport = _connect(url, args.connect_timeout)
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_stops():
                 try:
                     _status(f"replaying {path} onto {mask_url(url)} under {root}/"
                             + (f" at {args.speed:g}x" if args.speed else " as fast as possible") + " (Ctrl-C stops)")

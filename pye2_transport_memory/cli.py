@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from pye2.cli_signals import sigterm_stops
 from pye2.domain.urls import mask_url
 from pye2.errors import ConfigError, IdentityError, Pye2Error
 
@@ -194,7 +192,7 @@ def run_sim(args: argparse.Namespace, *, stop: threading.Event | None = None, ou
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        with _stop_on_sigterm():
+        with sigterm_stops():
             try:
                 network.start()
             except Pye2Error as exc:
@@ -213,23 +211,6 @@ def run_sim(args: argparse.Namespace, *, stop: threading.Event | None = None, ou
         stop.set()
         network.stop()
     return 0
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # not stop.set(): setting an Event from a signal handler can deadlock
-
-
-@contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """On the main thread, SIGTERM (``kill``, a service manager) stops the run as Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _fresh() -> Any:

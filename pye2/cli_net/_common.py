@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pye2.cli_net._options import CliFailure, Connection, connection, explain
 from pye2.cli_net._output import Output, safe
+from pye2.cli_signals import sigterm_stops
 from pye2.domain.keys import same_address
 from pye2.domain.messages import node_time
 from pye2.errors import ConfigError, Pye2Error, TransportError
@@ -181,19 +180,6 @@ def check_allowed(session: Any, node: str) -> None:
     raise NotAllowed(f"node {safe(record.alias, 60)} ({record.address}) is SECURED and its allow-list does not "
                      f"list this identity {me}: it ignores our commands. Its operator adds the address to the "
                      f"node's authorized_addrs file (pye2 sim: --allow {me})", node=record.address, address=me)
-
-
-@contextmanager
-def sigterm_stops() -> Iterator[None]:
-    """While the block runs, SIGTERM stops it as Ctrl-C does (``KeyboardInterrupt``)."""
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def wait_for_heartbeat(session: Any, node: str, timeout: float, out: Output, conn: Connection) -> Any:
