@@ -309,3 +309,24 @@ def test_known_impostors_and_replays_are_refused_before_their_signature_is_check
     assert len(checks) - before_flood < 10, len(checks) - before_flood
     assert counting.forged() == []
     _node_still_works(session, net, node, counting)
+
+
+@pytest.mark.parametrize("field", ["EE_HASH", "EE_SIGN", "EE_ID", "EE_SENDER"])
+@pytest.mark.parametrize("value", [["a", "list"], {"a": "dict"}, 12345, None])
+def test_the_prescreen_takes_envelope_fields_of_any_type(
+        net: Any, session: Session, attacker: Attacker, field: str, value: Any) -> None:
+    """A copy of a genuine payload whose envelope field has the wrong type: refused and counted, never a crash."""
+    node = net.node_ids[0]
+    counting = Counting(session, node)
+    session.sleep(3)
+    genuine = json.loads(attacker.last("payloads", _is_pipeline("counting")))
+    genuine[field] = value
+    genuine["FORGED"] = True
+    before = session.stats.as_dict()
+    attacker.publish("payloads", json.dumps(genuine).encode())
+    session.sleep(1)
+    after = session.stats.as_dict()
+    assert counting.forged() == []
+    assert sum(after["rejected"].values()) == sum(before["rejected"].values()) + 1
+    assert session.stats.callback_errors == 0
+    _node_still_works(session, net, node, counting)
