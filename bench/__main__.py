@@ -27,7 +27,7 @@ from bench.corpus import ensure_corpus
 #: distinct messages per node in the ingest corpus (each heartbeat and payload numbered and signed anew)
 INGEST_ROUNDS = 40
 from bench.ingest import SearchPlan, rate_search
-from bench.latency import cmd_latency
+from bench.latency import cmd_latency, wire_floor
 from bench.loss import loss_figure, rounds_needed
 from bench.memory import mem_idle, mem_per_node
 from bench.report import machine, render
@@ -40,7 +40,7 @@ FIGURES = ("ingest-pl", "ingest-pl-w", "ingest-share", "ingest-hb", "loss", "mem
            "simnet")
 PYE2_ONLY = ("ingest-pl-w", "ingest-share", "simnet")
 #: worker processes verifying signatures in the ``ingest-pl-w`` figure (Session option ``verify_workers``)
-VERIFY_WORKERS = 2
+VERIFY_WORKERS = 0
 Profiler = Callable[..., Any]
 
 
@@ -78,6 +78,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cache", type=Path, default=None, help="corpora, venvs, logs (default bench/.cache)")
     ap.add_argument("--pye2-src", type=Path, default=None,
                     help="run the pye2 sinks on the pye2 in this source tree (e.g. a git worktree of an older commit)")
+    ap.add_argument("--update-readme", action="store_true",
+                    help="write the table into README.md and docs/performance.md (between bench markers)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     unknown = set(a.figures.split(",")) - set(FIGURES)
@@ -107,6 +109,18 @@ def _code_state() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown (no git)"
     return head + (" + local changes" if dirty else "")
+
+
+def _active_paths() -> dict[str, Any]:
+    """What pye2 uses on this install (the sinks run in this venv): signature and JSON backends, workers."""
+    from pye2.adapters.json_serializer import JsonSerializer
+    from pye2.adapters.select import best_parser, best_verifier
+    from pye2.service.verify_workers import default_verify_workers, usable_cores
+
+    parser = best_parser(JsonSerializer())
+    return {"verifier": type(best_verifier()).__name__,
+            "json": getattr(parser, "__module__", None) or type(parser).__name__,
+            "verify_workers": default_verify_workers(), "cores": usable_cores()}
 
 
 def _run(name: str, sdk: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -154,6 +168,8 @@ def _figure(cfg: BenchConfig, plan: Plan, fig: str, sdk: str, corpus: Path,
             out = {"plain": cmd_latency(cfg, sdk, plan.cmd_n, plan.cmd_gap, encrypt=False)}
             if plan.cmd_encrypted:
                 out["encrypted"] = cmd_latency(cfg, sdk, plan.cmd_n, plan.cmd_gap, encrypt=True)
+            # the same path with no SDK, in the same conditions: what bounds both from below
+            out["floor"] = wire_floor(cfg, plan.cmd_n, plan.cmd_gap, size=int(out["plain"].get("cmd_bytes") or 1000))
             return out
         return latency
     if fig == "simnet":
@@ -171,6 +187,7 @@ def run(cfg: BenchConfig, figures: list[str], plan: Plan) -> dict[str, Any]:
     meta["pye2_version"] = pye2_version
     meta["pye2_code"] = _code_state()
     meta["pye2_verifier_env"] = os.environ.get("PYE2_VERIFIER") or None
+    meta["pye2_paths"] = _active_paths()
     meta["sizes"] = {"ingest_nodes": plan.ingest_nodes, "mem_nodes": plan.mem_nodes, "sim_nodes": plan.sim_nodes,
                      "sim_seconds": plan.sim_seconds, "step_seconds": plan.step_seconds,
                      "loss_ladder": plan.loss_ladder, "cmd_n": plan.cmd_n}
@@ -219,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in [cfg.cache / "results-latest.json"] + ([a.json] if a.json else []):
         path.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
     print(table, flush=True)
+    if a.update_readme and not a.quick:
+        from bench.readme import update_files
+
+        for path in update_files(out):
+            log.info("updated %s", path)
     failed = [f"{fig}/{sdk}" for fig, per in out["figures"].items() for sdk, res in per.items() if "error" in res]
     if failed:
         print(f"bench: figures that failed: {', '.join(failed)} (see bench/.cache/logs)", file=sys.stderr)

@@ -23,7 +23,7 @@ from bench.config import REPO, BenchConfig
 from bench.sinkproc import SinkProcess
 from bench.stats import percentile
 
-__all__ = ["FakeNode", "cmd_latency"]
+__all__ = ["FakeNode", "cmd_latency", "wire_floor"]
 
 
 class FakeNode:
@@ -132,3 +132,40 @@ def cmd_latency(cfg: BenchConfig, sdk: str, n: int, gap: float = 0.02, encrypt: 
         "signatures_valid": check.get("valid"), "signatures_checked": check.get("received"),
         "invalid_reason": check.get("invalid_reason"),
     }
+
+
+def wire_floor(cfg: BenchConfig, n: int, gap: float = 0.02, size: int = 1000) -> dict[str, Any]:
+    """The same path with no SDK: a pre-built packet of ``size`` bytes written to a raw socket, ``n`` times.
+
+    What no client can go below on this machine and broker: the broker's hop
+    and both processes waking up after ``gap`` of idleness (the same gap as the
+    SDKs' commands). The orchestrator publishes; the fake node stamps arrivals
+    as for the SDKs.
+    """
+    from bench.mqttwire import connect, publish_packet
+    from pye2.wire import RATIO1
+
+    node = FakeNode(cfg)
+    starts: list[float] = []
+    try:
+        address = node.address()
+        base = node.quiet(0.5, 10.0)
+        packet = publish_packet(RATIO1.config(address), b'{"BENCH_FLOOR": "' + b"x" * max(0, size - 20) + b'"}')
+        pub = connect(cfg.host, cfg.port, "bench-wire-floor")
+        try:
+            for _ in range(n):
+                time.sleep(gap)  # pacing, as the sinks' command loops
+                starts.append(time.time())
+                pub.sendall(packet)
+        finally:
+            pub.close()
+        node.wait(lambda: len(node.arrivals) >= base + n, 10.0)
+    finally:
+        node.finish()
+    lat = [(arr - t0) * 1000 for arr, t0 in zip(node.arrivals[base:base + n], starts)]
+    return {"calls": n, "received": len(lat), "bytes": len(packet),
+            "latency_ms": {"median": _ms(percentile(lat, 50)), "p99": _ms(percentile(lat, 99))}}
+
+
+def _ms(v: float | None) -> float | None:
+    return round(v, 3) if v is not None else None

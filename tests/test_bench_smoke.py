@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pye2.service.verify_workers import machine_verify_workers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: where each figure's headline number sits in the bench's JSON (pye2 side)
@@ -71,7 +73,11 @@ def test_every_figure_produced_a_number_for_pye2(quick_run: dict[str, Any]) -> N
         value = _dig(result, path)
         assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{name}: {value!r}"
     assert figures["ingest-pl"]["pye2"]["max_sustained"]["median"] > 0
-    assert figures["ingest-pl-w"]["pye2"]["verify_workers"] == 2
+    assert figures["ingest-pl-w"]["pye2"]["verify_workers"] == 0  # the in-process comparison
+    floor = figures["cmd-latency"]["pye2"]["floor"]
+    assert floor["received"] == floor["calls"] > 0 and floor["latency_ms"]["median"] > 0
+    paths = quick_run["meta"]["pye2_paths"]  # the table says what the install used
+    assert paths["verify_workers"] == machine_verify_workers() and paths["verifier"]
     assert figures["ingest-hb"]["pye2"]["max_sustained"]["median"] > 0
     share = figures["ingest-share"]["pye2"]
     assert share["one"]["sessions"] == 1 and share["two"]["sessions"] == 2

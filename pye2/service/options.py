@@ -40,7 +40,8 @@ class SessionOptions:
         decode_threads: threads that parse and verify received messages (wall clock only;
             ``$PYE2_DECODE_THREADS``, else 1).
         verify_workers: processes that check signatures (wall clock only;
-            ``$PYE2_VERIFY_WORKERS``, else 0: in the dispatcher thread).
+            ``$PYE2_VERIFY_WORKERS``, else one per usable core beyond the first,
+            at most 3; 0: in the dispatcher thread).
         encrypt_comms: encrypt commands (RATIO1 only; default: the profile's choice).
         root_topic: the topic root (default: the profile's).
         serializer: a registered serializer name (``"json"``).

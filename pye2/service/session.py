@@ -118,8 +118,9 @@ class Session:
     ``decode_threads`` (threads that parse and verify received messages on
     wall-clock sessions, the dispatcher's included: ``$PYE2_DECODE_THREADS``, else 1),
     ``verify_workers`` (processes that check signatures on wall-clock sessions,
-    so verified ingest uses more than one core: ``$PYE2_VERIFY_WORKERS``, else 0 =
-    in the dispatcher thread; started with the first large batch, stopped by
+    so verified ingest uses more than one core: ``$PYE2_VERIFY_WORKERS``, else one
+    per usable core beyond the first, at most 3 (0 = in the dispatcher thread); started
+    with the first large batch, stopped by
     ``close``; ignored with ``verify="off"``; see :mod:`pye2.service.verify_workers`),
     ``encrypt_comms`` (RATIO1 only), ``root_topic``, ``serializer`` (``"json"``),
     ``plugin_host``, ``env_file`` (``".env"``), ``key_path``,

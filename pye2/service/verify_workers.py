@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INVALID",
     "MALFORMED",
+    "MAX_DEFAULT_WORKERS",
     "OK",
     "VERIFY_WORKERS_ENV",
     "Verdict",
@@ -84,6 +85,8 @@ __all__ = [
     "VerifyPool",
     "VerifySpec",
     "default_verify_workers",
+    "machine_verify_workers",
+    "usable_cores",
 ]
 
 log = logging.getLogger(__name__)
@@ -113,13 +116,41 @@ _BOOT = (
 )
 
 
+#: the most worker processes the machine-based default starts (more cores than this gain little:
+#: the dispatcher thread, which parses and delivers, becomes the bound)
+MAX_DEFAULT_WORKERS = 3
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform tells it, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def machine_verify_workers(cores: int | None = None) -> int:
+    """The default number of verify workers for a machine with ``cores`` usable cores.
+
+    One core: 0 (a worker would only take time from the dispatcher). Otherwise
+    one worker per core beyond the first, at most :data:`MAX_DEFAULT_WORKERS`:
+    the session's own process keeps a core for receiving, parsing and delivering
+    while the workers check signatures on the others.
+    """
+    n = usable_cores() if cores is None else cores
+    return max(0, min(n - 1, MAX_DEFAULT_WORKERS))
+
+
 def default_verify_workers() -> int:
-    """``$PYE2_VERIFY_WORKERS`` if set (a non-negative integer), else 0 (verify in the session's process).
+    """``$PYE2_VERIFY_WORKERS`` if set (a non-negative integer), else :func:`machine_verify_workers`.
+
+    Workers start only when a large batch is waiting (see :class:`VerifyPool`):
+    a session that keeps up never starts one.
 
     Raises:
         ConfigError: the variable is not a non-negative integer.
     """
-    return env_count(VERIFY_WORKERS_ENV, 0, minimum=0)
+    return env_count(VERIFY_WORKERS_ENV, machine_verify_workers(), minimum=0)
 
 
 class Verdict(NamedTuple):

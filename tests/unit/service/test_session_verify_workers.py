@@ -281,6 +281,21 @@ def test_option_validation_and_environment(realtime_net: Any, monkeypatch: pytes
     assert _lingering(pool.started) == []
 
 
+def test_by_default_the_worker_count_follows_the_machine(realtime_net: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(VERIFY_WORKERS_ENV, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)  # a 2-core machine
+    two = _session(realtime_net, []).connect()  # the count is decided when the session connects
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0}, raising=False)  # a process pinned to one core
+    one = _session(realtime_net, []).connect()
+    try:
+        assert _pool(two).size == 1 and _pool(two).pids() == []  # one worker, not started before it is needed
+        assert one._worker is not None and one._worker.verifier is None
+    finally:
+        two.close()
+        one.close()
+
+
 def test_the_virtual_clock_ignores_the_option() -> None:
     beats: list[str] = []
     with SimulatedNetwork(nodes=1, seed=3, profile=RATIO1) as net:

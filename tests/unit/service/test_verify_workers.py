@@ -38,6 +38,8 @@ from pye2.service.verify_workers import (
     VerifyPool,
     VerifySpec,
     default_verify_workers,
+    machine_verify_workers,
+    usable_cores,
 )
 from pye2.wire import AIXP, RATIO1, Identity, WireProfile, sign_message
 
@@ -334,6 +336,8 @@ def test_nothing_starts_before_the_first_use_and_empty_batches_need_no_process()
 
 def test_worker_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(VERIFY_WORKERS_ENV, raising=False)
+    assert default_verify_workers() == machine_verify_workers()
+    monkeypatch.setenv(VERIFY_WORKERS_ENV, "0")
     assert default_verify_workers() == 0
     monkeypatch.setenv(VERIFY_WORKERS_ENV, "3")
     assert default_verify_workers() == 3
@@ -343,3 +347,15 @@ def test_worker_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
             default_verify_workers()
     with pytest.raises(ConfigError):
         VerifyPool(_spec(RATIO1), 0)
+
+
+def test_the_default_worker_count_follows_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one core: verify in the session's own process; two: one worker beside it; many: a few, not one per core
+    assert [machine_verify_workers(n) for n in (1, 2, 3, 4, 8, 64)] == [0, 1, 2, 3, 3, 3]
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+    assert machine_verify_workers() == machine_verify_workers(usable_cores())
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0}, raising=False)
+    monkeypatch.delenv(VERIFY_WORKERS_ENV, raising=False)
+    assert default_verify_workers() == 0  # a process pinned to one core starts no worker
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert default_verify_workers() == 1
