@@ -94,7 +94,7 @@ def _search(cfg: BenchConfig, plan: SearchPlan, sessions: int) -> dict[str, Any]
         group = f"bench{os.getpid()}r{rep}n{sessions}"  # never joins a group left by another run
         env = {**cfg.pye2_env, "PYE2_SHARE_GROUP": group}
         if "PYE2_BENCH_REPLAY_MEMORY" in env:
-            # each member sees 1/sessions of the stream: its replay memory must span the same half loop of
+            # each member sees 1/sessions of the stream: its replay memory must span the same part of
             # the stream as a lone session's, or a message comes back while its member still remembers it
             env["PYE2_BENCH_REPLAY_MEMORY"] = str(max(1, int(env["PYE2_BENCH_REPLAY_MEMORY"]) // sessions))
         member_cfg = dataclasses.replace(cfg, pye2_env=env)
