@@ -11,9 +11,12 @@ text whenever Python's ``repr`` has no exponent or a positive one
 for negative one-digit exponents (``8.7e-07`` vs orjson's ``8.7e-7``) and for
 ``1e-05 <= |x| < 1e-04`` (``1e-05`` vs orjson's ``0.00001``). In orjson's
 text, each of those differences shows as a digit, ``e-``, one digit and no
-further digit, or as ``0.0000``. :class:`OrjsonSortedText` returns the
-orjson text only when neither pattern occurs anywhere in it (inside strings
-too: that only costs a fallback) and ``None`` otherwise, or when orjson
+further digit, or as ``0.0000`` at the start of a number token (never right
+after a digit: a token begins after ``:``, ``,``, ``[`` or its ``-``).
+:class:`OrjsonSortedText` returns the orjson text only when neither pattern
+occurs anywhere in it (inside strings too: that only costs a fallback; a
+timestamp's ``50.000000`` has a digit before its ``0.0000``, so it does not)
+and ``None`` otherwise, or when orjson
 refuses the data (integers beyond 64 bits, lone surrogates, non-string
 keys); the caller then computes the text the exact way. The property tests
 check the equality on generated data, and the constructor checks a few
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 # The pattern starts with a literal, so the regex engine skips ahead with a fast scan.
 _NEGATIVE_EXPONENT = re.compile(rb"e-\d(?!\d)")
 _DIGITS = frozenset(b"0123456789")
+# "0.0000" not right after a digit: where orjson's 0.0000x floats start (repr writes 1e-05)
+_SMALL_FLOAT = re.compile(rb"(?<![0-9])0\.0000")
 _SELF_CHECK: dict[str, Any] = {
     "b": [1.0, -0.0, 0.1, 1e16, 1.5e300, 1e-10, 0.0001, 123456789.125, 2**63, -(2**63)],
     "a": {"z": "é\u2028\"\\\n\x00\x1f\x7f😀", "A": None, "y": True, "x": False},
@@ -77,7 +82,7 @@ class OrjsonSortedText:
             text: bytes = self._dumps(data, option=self._option)
         except self._error:
             return None
-        if b"0.0000" in text:
+        if b"0.0000" in text and _SMALL_FLOAT.search(text) is not None:
             return None
         if b"e-" in text:
             for match in _NEGATIVE_EXPONENT.finditer(text):

@@ -56,6 +56,8 @@ json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=8)
 @example({"x": 1e-05, "y": "0.00001"})
 @example({"x": 2**64})
 @example({"id": "3e-7", "v": 1.0})
+@example({"t": "2023-11-14 22:13:50.000000", "x": 1e-05})
+@example({"t": "50.000000", "x": [-1e-05, 10.00001, 20.00001]})
 def test_orjson_v2_text_is_exact_or_none(data: dict[str, Any]) -> None:
     exact = encode(data, CANON_V2, json_native=True)
     fast = FAST_SORTED(data)
@@ -81,6 +83,17 @@ def test_floats_written_differently_send_the_text_to_the_exact_path(value: float
 def test_common_message_takes_the_fast_path() -> None:
     data = {"EE_ID": "node-1", "EE_MESSAGE_SEQ": 7, "X": [0.5, 1e16, 1e-10], "T": "e-1", "S": "é"}
     assert FAST_SORTED(data) == encode(data, CANON_V2, json_native=True)
+
+
+@pytest.mark.parametrize("stamp", ["2023-11-14 22:13:50.000000", "20231114221350000000", "10.00001"])
+def test_a_timestamp_ending_in_zero_seconds_keeps_the_fast_path(stamp: str) -> None:
+    data = {"EE_TIMESTAMP": stamp, "UPTIME": 30.0, "V": 10.00001}
+    assert FAST_SORTED(data) == encode(data, CANON_V2, json_native=True)
+
+
+@pytest.mark.parametrize("data", [{"v": 1e-05}, {"v": [-4.5e-05]}, {"t": " 0.00001"}, {"t": "x0.0000"}])
+def test_a_small_float_or_a_string_like_one_is_refused(data: dict[str, Any]) -> None:
+    assert FAST_SORTED(data) is None
 
 
 @given(json_objects)
