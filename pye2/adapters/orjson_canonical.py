@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 # The pattern starts with a literal, so the regex engine skips ahead with a fast scan.
 _NEGATIVE_EXPONENT = re.compile(rb"e-\d(?!\d)")
 _DIGITS = frozenset(b"0123456789")
-# "0.0000" not right after a digit: where orjson's 0.0000x floats start (repr writes 1e-05)
-_SMALL_FLOAT = re.compile(rb"(?<![0-9])0\.0000")
 _SELF_CHECK: dict[str, Any] = {
     "b": [1.0, -0.0, 0.1, 1e16, 1.5e300, 1e-10, 0.0001, 123456789.125, 2**63, -(2**63)],
     "a": {"z": "é\u2028\"\\\n\x00\x1f\x7f😀", "A": None, "y": True, "x": False},
@@ -82,8 +80,12 @@ class OrjsonSortedText:
             text: bytes = self._dumps(data, option=self._option)
         except self._error:
             return None
-        if b"0.0000" in text and _SMALL_FLOAT.search(text) is not None:
-            return None
+        # "0.0000" not right after a digit: where orjson's 0.0000x floats start (repr writes 1e-05)
+        found = text.find(b"0.0000")
+        while found != -1:
+            if not found or text[found - 1] not in _DIGITS:
+                return None
+            found = text.find(b"0.0000", found + 1)
         if b"e-" in text:
             for match in _NEGATIVE_EXPONENT.finditer(text):
                 start = match.start()

@@ -172,22 +172,29 @@ class StatusBuilder:
 
 
 def encode_status(status: Mapping[str, Any], version: str, *,
-                  active_plugins: tuple[list[dict[str, Any]], str] | None = None) -> tuple[dict[str, Any], str | None]:
+                  active_plugins: tuple[list[dict[str, Any]], str] | None = None,
+                  fragments: Mapping[str, tuple[Any, str]] | None = None) -> tuple[dict[str, Any], str | None]:
     """``encode_heartbeat(status, version=version)``, and for v2 the JSON text it compressed.
 
     The v2 body is built step by step as :mod:`pye2.domain.codecs.heartbeat`
     builds it (the simulator's tests hold them equal byte for byte), keeping
     the text: receivers sharing the node's cache then need not inflate it.
-    ``active_plugins``: ``status["ACTIVE_PLUGINS"]`` and its JSON, already
-    written (see ``Runtime.active_plugins_json``); spliced in, not encoded again.
+    ``fragments``: top-level field -> (the very object ``status`` holds there,
+    its JSON as ``json.dumps`` writes it), written once by their owners
+    (``Runtime.active_plugins_json``, ``AllowList.entries_json``) and spliced
+    in, not encoded again; ``active_plugins`` is the ``ACTIVE_PLUGINS`` one.
+    A fragment whose object is not the one in ``status`` is ignored.
 
     Raises:
         ConfigError: as ``encode_heartbeat``.
     """
     if version != HEARTBEAT_V2 or not isinstance(status, Mapping):
         return encode_heartbeat(status, version=version), None
+    pieces = dict(fragments or {})
+    if active_plugins is not None:
+        pieces["ACTIVE_PLUGINS"] = active_plugins
     try:
-        text = _status_json(status, active_plugins)
+        text = _status_json(status, pieces)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"heartbeat status is not JSON-serialisable: {exc}") from exc
     body: dict[str, Any] = {"ENCODED_DATA": compress_text(text)}
@@ -198,23 +205,36 @@ def encode_status(status: Mapping[str, Any], version: str, *,
     return body, text
 
 
-# A placeholder no status holds: the status is encoded with it standing for ACTIVE_PLUGINS.
-_PLACEHOLDER = "\x00pye2:active-plugins:5f0e\x00"
-_PLACEHOLDER_ITEM = '"ACTIVE_PLUGINS": ' + json.dumps(_PLACEHOLDER)
+# A placeholder no status holds: the status is encoded with it standing for a spliced field.
+_PLACEHOLDER = "\x00pye2:fragment:5f0e\x00"
+_PLACEHOLDER_JSON = json.dumps(_PLACEHOLDER)
 
 
-def _status_json(status: Mapping[str, Any], active_plugins: tuple[list[dict[str, Any]], str] | None) -> str:
-    """``json.dumps(dict(status))`` (default separators and ASCII escapes, as a node's json.dumps)."""
-    if active_plugins is None or type(status) is not dict or status.get("ACTIVE_PLUGINS") is not active_plugins[0]:
+def _status_json(status: Mapping[str, Any], fragments: Mapping[str, tuple[Any, str]]) -> str:
+    """``json.dumps(dict(status))`` (default separators and ASCII escapes, as a node's json.dumps).
+
+    Each usable fragment's field is written as a placeholder, then replaced
+    by the fragment's JSON: a top-level item ``"KEY": "<placeholder>"`` can
+    only be found once, where the placeholder was put (a quote inside a JSON
+    string is escaped), which is checked all the same.
+    """
+    if type(status) is not dict or not fragments:
         return json.dumps(dict(status))
-    # The same text with the list's JSON written once by the runtime: the key comes before any
-    # user data, and a quote inside a JSON string is escaped, so the first match is this item.
-    status["ACTIVE_PLUGINS"] = _PLACEHOLDER
+    used = [(key, value) for key, value in fragments.items()
+            if type(key) is str and key in status and status[key] is value[0]]
+    if not used:
+        return json.dumps(status)
+    for key, _ in used:
+        status[key] = _PLACEHOLDER
     try:
         text = json.dumps(status)
     finally:
-        status["ACTIVE_PLUGINS"] = active_plugins[0]
-    head, found, tail = text.partition(_PLACEHOLDER_ITEM)
-    if not found or _PLACEHOLDER_ITEM in tail:  # cannot happen; kept exact all the same
-        return json.dumps(dict(status))
-    return f'{head}"ACTIVE_PLUGINS": {active_plugins[1]}{tail}'
+        for key, (original, _) in used:
+            status[key] = original
+    for key, (_, written) in used:
+        item = f"{json.dumps(key)}: {_PLACEHOLDER_JSON}"
+        head, found, tail = text.partition(item)
+        if not found or item in tail:  # cannot happen; kept exact all the same
+            return json.dumps(status)
+        text = f"{head}{json.dumps(key)}: {written}{tail}"
+    return text

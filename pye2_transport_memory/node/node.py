@@ -478,14 +478,20 @@ class SimulatedNode(LifeGuards):
         assert self._status is not None, "start() the node first"
         tags = {OPEN_TAG: True} if self.allow.allow_any else None
         active = self.runtime.active_plugins_json()
+        entries, entries_text = self.allow.entries_json(self.profile.address_prefix)
+        whitelist = list(entries)
         status = self._status.status(
             self.time(), address=self.address,
-            whitelist=self.whitelist,
+            whitelist=whitelist,
             secured=self.reported_secured, supervisor=self.supervisor, device_status=self.device_status,
             config_streams=list(self.pipelines.values()), active_plugins=active[0],
             counters=self.counters, dct_stats=self.runtime.dct_stats(), kind=kind, initiator_id=initiator_id,
             log_lines=list(self.log_lines) if kind == "FULL" else None, tags=tags)
-        body, text = encode_status(status, self.heartbeat_version, active_plugins=active)
+        # The allow-list's JSON is written once while it stays the same (strings only: equal lists
+        # are written alike); a tag that replaced the list would be encoded as usual.
+        listed = status.get("EE_WHITELIST")
+        fragments = {"EE_WHITELIST": (listed, entries_text)} if type(listed) is list and listed == whitelist else None
+        body, text = encode_status(status, self.heartbeat_version, active_plugins=active, fragments=fragments)
         signed = self.publish_event(self.profile.ctrl, "HEARTBEAT", body, path=(None, None, None),
                                     heartbeat=None if text is None else (text, status))
         self.counters["heartbeats"] += 1
