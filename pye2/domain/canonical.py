@@ -79,6 +79,10 @@ _ALIASES = {
 _SEPARATORS = (",", ":")
 _DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+_STR_ONLY = frozenset((str,))
+_PLAIN_KINDS = _SCALARS | {dict, list}
+_INT_STR = frozenset((str, int, bool, type(None)))
+_FLOATLESS_KINDS = _INT_STR | {dict, list}
 _WALK_BUDGET = 100_000
 
 # check_circular=False: a cycle then ends in RecursionError, which we report.
@@ -199,7 +203,9 @@ def encode(data: Any, canon: str, *, json_native: bool = False, sorted_text: Sor
             if sorted_text is not None and canon != CANON_V1:
                 fast = sorted_text(data)
                 if fast is not None:
-                    return fast if canon == CANON_V2 else _trim_floats(fast.decode("utf-8")).encode("utf-8")
+                    if canon == CANON_V2 or _floatless(data):  # no float token: trimming changes nothing
+                        return fast
+                    return _trim_floats(fast.decode("utf-8")).encode("utf-8")
             try:
                 text = _FAST[canon](data)
             except (TypeError, ValueError):
@@ -241,7 +247,8 @@ def _is_plain(obj: Any, budget: int = _WALK_BUDGET) -> bool:
     """Only dicts/lists with str keys and JSON scalars (so one sorted dump is exact).
 
     Gives up (False: take the slow path) after ``budget`` containers, which
-    also ends the walk of a cyclic structure.
+    also ends the walk of a cyclic structure. Each container's keys and
+    values are typed in one C-level pass (``set(map(type, ...))``).
     """
     stack = [obj]
     pop, push = stack.pop, stack.append
@@ -251,18 +258,45 @@ def _is_plain(obj: Any, budget: int = _WALK_BUDGET) -> bool:
             return False
         o = pop()
         if type(o) is dict:
-            for k in o:
-                if type(k) is not str:
-                    return False
+            if not set(map(type, o)) <= _STR_ONLY:
+                return False
             values: Any = o.values()
         else:
             values = o
+        kinds = set(map(type, values))
+        if kinds <= _SCALARS:
+            continue
+        if not kinds <= _PLAIN_KINDS:
+            return False
         for v in values:
             t = type(v)
             if t is dict or t is list:
                 push(v)
-            elif t not in _SCALARS:
-                return False
+    return True
+
+
+def _floatless(obj: Any, budget: int = _WALK_BUDGET) -> bool:
+    """True when plain ``obj`` (see :func:`_is_plain`) holds no float: its text has no float token to trim.
+
+    False as soon as a float (or anything else) is seen, or after ``budget`` containers.
+    """
+    stack = [obj]
+    pop, push = stack.pop, stack.append
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        o = pop()
+        values = o.values() if type(o) is dict else o
+        kinds = set(map(type, values))
+        if kinds <= _INT_STR:
+            continue
+        if not kinds <= _FLOATLESS_KINDS:
+            return False
+        for v in values:
+            t = type(v)
+            if t is dict or t is list:
+                push(v)
     return True
 
 

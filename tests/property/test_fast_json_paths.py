@@ -200,3 +200,38 @@ def test_other_serializers_parse_with_their_own_loads() -> None:
 
     packer = MsgpackSerializer()
     assert best_parser(packer, "orjson") == packer.loads
+
+
+def _reference_plain(obj: Any) -> bool:
+    if type(obj) is dict:
+        return all(type(k) is str for k in obj) and all(_reference_plain(v) for v in obj.values())
+    if type(obj) is list:
+        return all(_reference_plain(v) for v in obj)
+    return type(obj) in (str, int, float, bool, type(None))
+
+
+def _reference_floatless(obj: Any) -> bool:
+    if type(obj) is dict:
+        return all(_reference_floatless(v) for v in obj.values())
+    if type(obj) is list:
+        return all(_reference_floatless(v) for v in obj)
+    return type(obj) in (str, int, bool, type(None))
+
+
+odd_values = st.recursive(
+    st.one_of(scalars, st.tuples(st.integers()), st.sets(st.integers(), max_size=2)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), inner, max_size=4)),
+    max_leaves=15)
+
+
+@given(st.dictionaries(st.text(max_size=3), odd_values, max_size=5))
+@settings(max_examples=400)
+@example({"a": [1, "x", None, True], "b": {"c": [2.5]}})
+@example({"a": {1: "int key"}})
+def test_the_type_walks_agree_with_a_plain_recursive_check(data: dict[str, Any]) -> None:
+    from pye2.domain.canonical import _floatless, _is_plain
+
+    assert _is_plain(data) == _reference_plain(data)
+    if _reference_plain(data):
+        assert _floatless(data) == _reference_floatless(data)
