@@ -61,7 +61,8 @@ class Plan:
         self.cmd_n = 20 if quick else 300
         self.cmd_gap = 0.01 if quick else 0.02
         self.cmd_encrypted = not quick
-        self.sim_nodes = 3 if quick else 100
+        #: simulated network sizes, small to large (the growth with size shows); the middle one is the headline
+        self.sim_nodes = [2, 3, 5] if quick else [10, 100, 1000]
         self.sim_seconds = 60.0 if quick else 3600.0
 
 

@@ -52,7 +52,17 @@ def _scaled(get: Callable[[dict[str, Any]], float | None], factor: float) -> Cal
     return scaled
 
 
-_DEFAULT_SIZES = {"ingest_nodes": 1000, "mem_nodes": 10_000, "sim_nodes": 100, "sim_seconds": 3600}
+def _run_of(index: int, key: str) -> Callable[[dict[str, Any]], float | None]:
+    """``key`` of the ``index``-th size of a figure that ran several (``runs``)."""
+    def get(result: dict[str, Any]) -> float | None:
+        runs = result.get("runs")
+        if not isinstance(runs, list) or index >= len(runs) or not isinstance(runs[index], dict):
+            return None
+        return _dig(key)(runs[index])
+    return get
+
+
+_DEFAULT_SIZES = {"ingest_nodes": 1000, "mem_nodes": 10_000, "sim_nodes": [10, 100, 1000], "sim_seconds": 3600}
 MB = 1 / 2**20
 KB = 1 / 1024
 
@@ -87,8 +97,12 @@ ROWS = [
         limit=5.0),
     Row("cmd-latency", "  encrypted command, median", "ms", _dig("encrypted", "latency_ms", "median"), "", None),
     Row("cmd-latency", "  encrypted command, p99", "ms", _dig("encrypted", "latency_ms", "p99"), "", None),
-    Row("simnet", "simulated network, {sim_nodes} nodes, {sim_seconds:g} simulated s", "wall s", _dig("advance_s"), "< 10 s", "below",
-        limit=10.0),
+    Row("simnet", "simulated network, {sim_nodes[0]:,} nodes, {sim_seconds:g} simulated s", "wall s",
+        _run_of(0, "advance_s"), "", None),
+    Row("simnet", "simulated network, {sim_nodes[1]:,} nodes, {sim_seconds:g} simulated s", "wall s",
+        _run_of(1, "advance_s"), "< 10 s", "below", limit=10.0),
+    Row("simnet", "simulated network, {sim_nodes[2]:,} nodes, {sim_seconds:g} simulated s", "wall s",
+        _run_of(2, "advance_s"), "< 60 s", "below", limit=60.0),
 ]
 
 
@@ -187,6 +201,14 @@ def notes(figures: Results, meta: dict[str, Any]) -> list[str]:
                 out.append(f"ingest-share pye2, {res[part]['sessions']} session(s) in a share group: max sustained "
                            f"median {_fmt(ms['median'])} [{_fmt(ms['min'])}-{_fmt(ms['max'])}] n={ms['n']}, "
                            f"{res['seconds_per_step']:g} s steps")
+    for res in figures.get("simnet", {}).values():
+        for run in res.get("runs", []) if isinstance(res, dict) else []:
+            if "error" in run:
+                out.append(f"simnet {run['nodes']:,} nodes: {run['error']}")
+            else:
+                out.append(f"simnet {run['nodes']:,} nodes, {run['simulated_s']:g} simulated s: advance "
+                           f"{_fmt(run['advance_s'])} s wall, {_fmt(run.get('cpu_s'))} s CPU in all (build "
+                           f"{_fmt(run['build_s'])} s, start {_fmt(run['start_s'])} s), {run['events']:,} events")
     for sdk, res in figures.get("loss", {}).items():
         if isinstance(res, dict) and "steps" in res:
             rungs = ", ".join(f"{_fmt(s['achieved'])}/s: {s['uncounted']} of {s['sent']}" for s in res["steps"])
