@@ -68,12 +68,18 @@ class OrjsonSortedText:
             raise SerializerUnavailable("the orjson canonical text needs orjson: pip install 'pye2[fast]'") from exc
         self._dumps = orjson.dumps
         self._error: type[Exception] = orjson.JSONEncodeError
+        #: raw JSON pieces written as they are (``orjson.Fragment``, orjson 3.9+): the legacy canon hands
+        #: it the trimmed float tokens (see ``pye2.domain.canonical``)
+        self.fragment: Any = getattr(orjson, "Fragment", None)
         self._option: int = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
                              | orjson.OPT_PASSTHROUGH_DATACLASS)
         reference = json.dumps(_SELF_CHECK, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         if self(_SELF_CHECK) != reference:
             raise SerializerUnavailable(f"orjson {getattr(orjson, '__version__', '?')} does not write the "
                                         "reference canonical text; using the exact encoder")
+        if self.fragment is not None and self({"b": [self.fragment(b"-0")], "a": self.fragment(b"1.5e+2")}) \
+                != b'{"a":1.5e+2,"b":[-0]}':
+            self.fragment = None  # pieces not written verbatim: the legacy canon trims the text instead
 
     def __call__(self, data: dict[str, Any]) -> bytes | None:
         try:

@@ -201,11 +201,14 @@ def encode(data: Any, canon: str, *, json_native: bool = False, sorted_text: Sor
     try:
         if json_native or _is_plain(data):
             if sorted_text is not None and canon != CANON_V1:
+                untrimmed = canon == CANON_V2 or _floatless(data)  # no float token: trimming changes nothing
+                if not untrimmed:
+                    trimmed = _legacy_fast(data, sorted_text)
+                    if trimmed is not None:
+                        return trimmed
                 fast = sorted_text(data)
                 if fast is not None:
-                    if canon == CANON_V2 or _floatless(data):  # no float token: trimming changes nothing
-                        return fast
-                    return _trim_floats(fast.decode("utf-8")).encode("utf-8")
+                    return fast if untrimmed else _trim_floats(fast.decode("utf-8")).encode("utf-8")
             try:
                 text = _FAST[canon](data)
             except (TypeError, ValueError):
@@ -298,6 +301,71 @@ def _floatless(obj: Any, budget: int = _WALK_BUDGET) -> bool:
             if t is dict or t is list:
                 push(v)
     return True
+
+
+# A float's repr that the 42ee127 trimming changes (see _TRIM_TAIL): '.', digits ending in 0, or an
+# exponent ending in 0, up to the end of the token.
+_TRIMMED_REPR = re.compile(r"\.(?:\d*0|\d+e[-+]\d*0)$")
+
+
+def _legacy_fast(data: Any, sorted_text: SortedTextFn) -> bytes | None:
+    """The legacy text of plain ``data`` from a writer that takes raw pieces (``sorted_text.fragment``), or None.
+
+    Each float whose token the trimming changes is handed to the writer as its
+    trimmed token (a raw fragment), so the writer's text is already trimmed:
+    what :func:`_trim_floats` makes of the untrimmed text, without scanning
+    it. None when the writer takes no fragments or declines the data (the
+    caller then trims the text).
+    """
+    fragment = getattr(sorted_text, "fragment", None)
+    if fragment is None:
+        return None
+    try:
+        return sorted_text(_with_trimmed_floats(data, fragment))
+    except RecursionError:
+        return None
+
+
+def _with_trimmed_floats(obj: Any, fragment: Callable[[bytes], Any]) -> Any:
+    """``obj`` with each float the trimming changes replaced by ``fragment(trimmed token)``.
+
+    Containers holding none are returned as they are (not copied).
+    """
+    kind = type(obj)
+    if kind is float:
+        text = float.__repr__(obj)
+        if text[-1] != "0" or not _TRIMMED_REPR.search(text):
+            return obj
+        return fragment(text.rstrip("0").rstrip(".").encode())
+    if kind is dict:
+        if set(map(type, obj.values())) <= _INT_STR:
+            return obj
+        out = None
+        for key, value in obj.items():
+            sub = type(value)
+            if sub is not float and sub is not dict and sub is not list:
+                continue
+            new = _with_trimmed_floats(value, fragment)
+            if new is not value:
+                if out is None:
+                    out = dict(obj)
+                out[key] = new
+        return obj if out is None else out
+    if kind is list:
+        if set(map(type, obj)) <= _INT_STR:
+            return obj
+        items = None
+        for index, value in enumerate(obj):
+            sub = type(value)
+            if sub is not float and sub is not dict and sub is not list:
+                continue
+            new = _with_trimmed_floats(value, fragment)
+            if new is not value:
+                if items is None:
+                    items = list(obj)
+                items[index] = new
+        return obj if items is None else items
+    return obj
 
 
 def _trim_floats(text: str) -> str:

@@ -235,3 +235,26 @@ def test_the_type_walks_agree_with_a_plain_recursive_check(data: dict[str, Any])
     assert _is_plain(data) == _reference_plain(data)
     if _reference_plain(data):
         assert _floatless(data) == _reference_floatless(data)
+
+
+@given(json_objects)
+@settings(max_examples=500)
+@example({"x": 100.0, "y": [1.5e+20, -0.0, 2.5, 1.5e-10, 1e-05], "z": "1.0", "t": "12:00:30.000000"})
+@example({"a": {"b": [{"c": 0.0}], "d": "x"}, "e": [1, "2"]})
+def test_the_legacy_canon_with_trimmed_fragments_is_exact(data: dict[str, Any]) -> None:
+    from pye2.domain.canonical import _legacy_fast
+
+    assert FAST_SORTED.fragment is not None
+    fast = _legacy_fast(data, FAST_SORTED)
+    assert fast is None or fast == encode(data, CANON_LEGACY)
+    assert encode(data, CANON_LEGACY, sorted_text=FAST_SORTED) == encode(data, CANON_LEGACY)
+
+
+def test_floats_the_trimming_changes_take_the_fragment_path() -> None:
+    from pye2.domain.canonical import _legacy_fast
+
+    data = {"v": [100.0, -0.0, 2.5, 1.5e+20], "s": "100.0", "n": {"m": 3.0}}
+    expected = b'{"n":{"m":3},"s":"100.0","v":[100,-0,2.5,1.5e+2]}'
+    assert encode(data, CANON_LEGACY) == expected
+    assert _legacy_fast(data, FAST_SORTED) == expected
+    assert data == {"v": [100.0, -0.0, 2.5, 1.5e+20], "s": "100.0", "n": {"m": 3.0}}  # not modified
