@@ -7,6 +7,7 @@ machine. Fields that never change are built once per start.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Iterable, Mapping
@@ -65,6 +66,20 @@ class Machine:
         )
 
 
+def _comm_stats() -> dict[str, Any]:
+    return {name: {"SVR": True, "RCV": True, "SND": True, "FAILS": 0, "ERROR": None}
+            for name in ("DEFAULT", "COMMANDCONTROL", "HEARTBEATS", "NOTIFICATIONS")}
+
+
+def _loops_timings() -> dict[str, Any]:
+    return {"main_loop_avg_time": 0.1, "comm_loop_avg_time": 0.002}
+
+
+# Written once: every status holds a fresh dict with these very contents.
+_COMM_STATS_JSON = json.dumps(_comm_stats())
+_LOOPS_TIMINGS_JSON = json.dumps(_loops_timings())
+
+
 class StatusBuilder:
     """Builds the status dict of each heartbeat of one node (start to stop).
 
@@ -80,6 +95,9 @@ class StatusBuilder:
         self.rng = rng
         self.interval = interval
         self.started = started
+        #: the last status's fields whose JSON is known (field -> (the object it holds, its JSON)),
+        #: for :func:`encode_status`: fresh objects of constant contents
+        self.fragments: dict[str, tuple[Any, str]] = {}
         gpu_info = "\n\n" + "=" * 40 + " Basic load Info " + "=" * 40 + f"\n  Used CPU: '{machine.cpu}'\n"
         self._static: dict[str, Any] = {
             "EE_FORMATTER": "",
@@ -150,17 +168,18 @@ class StatusBuilder:
             "ACTIVE_PLUGINS": active_plugins,
             "CONFIG_STREAMS": config_streams,
             "DCT_STATS": dict(dct_stats),
-            "COMM_STATS": {name: {"SVR": True, "RCV": True, "SND": True, "FAILS": 0, "ERROR": None}
-                           for name in ("DEFAULT", "COMMANDCONTROL", "HEARTBEATS", "NOTIFICATIONS")},
+            "COMM_STATS": _comm_stats(),
             "IN_KB": round(counters.get("in_bytes", 0) / 1024, 2),
             "OUT_KB": round(counters.get("out_bytes", 0) / 1024, 2),
-            "LOOPS_TIMINGS": {"main_loop_avg_time": 0.1, "comm_loop_avg_time": 0.002},
+            "LOOPS_TIMINGS": _loops_timings(),
             "TIMERS": NO_TIMERS,
             "DEVICE_LOG": NO_LOG,
             "ERROR_LOG": NO_ERROR_LOG,
             "INITIATOR_ID": initiator_id,
         }
         status.update(self._static)
+        self.fragments = {"COMM_STATS": (status["COMM_STATS"], _COMM_STATS_JSON),
+                          "LOOPS_TIMINGS": (status["LOOPS_TIMINGS"], _LOOPS_TIMINGS_JSON)}
         if kind == "FULL":
             status["DEVICE_LOG"] = list(log_lines or [])
             status["ERROR_LOG"] = [line for line in (log_lines or []) if "error" in line.lower()]
@@ -205,18 +224,25 @@ def encode_status(status: Mapping[str, Any], version: str, *,
     return body, text
 
 
-# A placeholder no status holds: the status is encoded with it standing for a spliced field.
+# A placeholder no status holds: the status is encoded with it standing for each spliced field.
 _PLACEHOLDER = "\x00pye2:fragment:5f0e\x00"
 _PLACEHOLDER_JSON = json.dumps(_PLACEHOLDER)
+
+
+@functools.lru_cache(maxsize=64)
+def _key_head(key: str) -> str:
+    """What ``json.dumps`` writes before a top-level value: ``"KEY": ``."""
+    return f"{json.dumps(key)}: "
 
 
 def _status_json(status: Mapping[str, Any], fragments: Mapping[str, tuple[Any, str]]) -> str:
     """``json.dumps(dict(status))`` (default separators and ASCII escapes, as a node's json.dumps).
 
-    Each usable fragment's field is written as a placeholder, then replaced
-    by the fragment's JSON: a top-level item ``"KEY": "<placeholder>"`` can
-    only be found once, where the placeholder was put (a quote inside a JSON
-    string is escaped), which is checked all the same.
+    Each usable fragment's field is written as a placeholder, then the text
+    is cut at the placeholders and joined with the fragments' JSON. The cut
+    is only taken when the placeholder occurs exactly once per fragment, each
+    time right after its own key (a value holding the placeholder text makes
+    one more occurrence): otherwise the status is written whole.
     """
     if type(status) is not dict or not fragments:
         return json.dumps(dict(status))
@@ -224,6 +250,8 @@ def _status_json(status: Mapping[str, Any], fragments: Mapping[str, tuple[Any, s
             if type(key) is str and key in status and status[key] is value[0]]
     if not used:
         return json.dumps(status)
+    order = {key: index for index, key in enumerate(status)}
+    used.sort(key=lambda item: order[item[0]])
     for key, _ in used:
         status[key] = _PLACEHOLDER
     try:
@@ -231,10 +259,13 @@ def _status_json(status: Mapping[str, Any], fragments: Mapping[str, tuple[Any, s
     finally:
         for key, (original, _) in used:
             status[key] = original
-    for key, (_, written) in used:
-        item = f"{json.dumps(key)}: {_PLACEHOLDER_JSON}"
-        head, found, tail = text.partition(item)
-        if not found or item in tail:  # cannot happen; kept exact all the same
+    pieces = text.split(_PLACEHOLDER_JSON)
+    if len(pieces) != len(used) + 1:  # cannot happen; kept exact all the same
+        return json.dumps(status)
+    out = [pieces[0]]
+    for (key, (_, written)), piece, before in zip(used, pieces[1:], pieces[:-1], strict=True):
+        if not before.endswith(_key_head(key)):
             return json.dumps(status)
-        text = f"{head}{json.dumps(key)}: {written}{tail}"
-    return text
+        out.append(written)
+        out.append(piece)
+    return "".join(out)

@@ -4,12 +4,16 @@ What is cached or skipped (see ``bench/simnet_hour.py`` for why):
 
 * the allow-list's JSON (``AllowList.entries_json``), spliced into the
   heartbeat status text like ``ACTIVE_PLUGINS``, while the list is unchanged;
+  so are ``CONFIG_STREAMS`` (remembered with a ``marshal`` image of the
+  pipelines, which are changed in place here: 1, 1.0, True, NaN...) and the
+  constant ``COMM_STATS`` and ``LOOPS_TIMINGS``;
 * the address bodies of an allow-list ``NET_MON_01`` reads (``trusted``);
 * the orjson canonical text (signatures) and the skipped float trimming of
   float-free legacy texts.
 
 Two seeded networks run the same story (heartbeats, a session joining the
-allow-lists, an explicit allow-list on one node, a restart, an open node):
+allow-lists, an explicit allow-list on one node, a restart, an open node,
+a pipeline config edited in place):
 one as shipped, one with every shortcut replaced by the plain computation.
 Every published body must be equal, byte for byte, and every heartbeat must
 verify and hold the allow-list the node had when it was sent. Not timed.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import zlib
 from typing import Any
 
@@ -34,6 +39,8 @@ from pye2_transport_memory.node.netmon import body_of
 
 SESSION = Identity.from_private_bytes(hashlib.sha256(b"pye2-test:wire-cache:session").digest())
 OTHER = Identity.from_private_bytes(hashlib.sha256(b"pye2-test:wire-cache:other").digest())
+#: values a pipeline config takes in turn, in place (the heartbeats' CONFIG_STREAMS must follow)
+EDITS: list[Any] = [1, 1.0, True, math.nan, None, [1], (1,), "1"]
 
 
 def _plain_entries_json(self: _allow.AllowList, prefix: str) -> tuple[tuple[str, ...], str]:
@@ -67,6 +74,10 @@ def _story(profile: str = "AIXP") -> tuple[list[tuple[str, bytes]], SimulatedNet
         net.advance(20)
         net.nodes["sim-node-4"].allow = _allow.AllowList(allow_any=True)  # opened: an empty list
         net.advance(25)
+        admin = net.nodes["sim-node-1"].pipelines["admin_pipeline"]
+        for value in EDITS:  # changed in place: equal under ==, not in JSON
+            admin["PYE2_TEST"] = value
+            net.advance(10)
     return published, net
 
 
@@ -106,6 +117,7 @@ def test_every_heartbeat_verifies_and_lists_the_allow_list_of_its_moment() -> No
     session = SESSION.address(net.profile)
     other = OTHER.address(net.profile)
     seen: dict[str, list[list[str]]] = {}
+    streams: list[dict[str, Any]] = []
     for message, text in beats:
         sender = verify_message(message, profile=net.profile)
         assert sender == message["EE_SENDER"]
@@ -114,6 +126,8 @@ def test_every_heartbeat_verifies_and_lists_the_allow_list_of_its_moment() -> No
         assert json.dumps(status) == text
         assert decode_heartbeat(message)["EE_WHITELIST"] == status["EE_WHITELIST"]
         seen.setdefault(message["EE_ID"], []).append(status["EE_WHITELIST"])
+        if message["EE_ID"] == "sim-node-1":
+            streams.append(status)
     first = seen["sim-node-1"]
     assert session not in first[0] and session in first[-1]  # the cache followed the session joining
     assert len(first[0]) == 5 and len(first[-1]) == 6
@@ -121,6 +135,10 @@ def test_every_heartbeat_verifies_and_lists_the_allow_list_of_its_moment() -> No
     assert node2[-1][0] == other and session in node2[-1]  # explicit entry first, then the network's own
     assert seen["sim-node-4"][-1] == []  # opened: nothing listed
     assert seen["sim-node-4"][0] != []
+    edits = [next((c.get("PYE2_TEST", "-") for c in status["CONFIG_STREAMS"] if c.get("NAME") == "admin_pipeline"),
+                  "-") for status in streams]
+    written = [json.dumps(value) for value in edits if value != "-"]
+    assert list(dict.fromkeys(written)) == ["1", "1.0", "true", "NaN", "null", "[1]", '"1"']
 
 
 def test_the_status_text_splices_only_the_object_it_was_given() -> None:
