@@ -57,6 +57,7 @@ json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=8)
 @example({"x": 2**64})
 @example({"id": "3e-7", "v": 1.0})
 @example({"t": "2023-11-14 22:13:50.000000", "x": 1e-05})
+@example({"id": "12e-4b", "x": [8.7e-07], "y": {"z": 1.5e-9}})
 @example({"t": "50.000000", "x": [-1e-05, 10.00001, 20.00001]})
 def test_orjson_v2_text_is_exact_or_none(data: dict[str, Any]) -> None:
     exact = encode(data, CANON_V2, json_native=True)
@@ -91,7 +92,15 @@ def test_a_timestamp_ending_in_zero_seconds_keeps_the_fast_path(stamp: str) -> N
     assert FAST_SORTED(data) == encode(data, CANON_V2, json_native=True)
 
 
-@pytest.mark.parametrize("data", [{"v": 1e-05}, {"v": [-4.5e-05]}, {"t": " 0.00001"}, {"t": "x0.0000"}])
+@pytest.mark.parametrize("stamp", ["2023-11-14 22:13:50.000000", "20231114221350000000", "10.00001"])
+def test_a_uuid_or_address_with_a_digit_e_dash_digit_keeps_the_fast_path(stamp: str) -> None:
+    data = {"EE_MESSAGE_ID": "0b1c2d3e-4f5a-4b7c-8d9e-0a1b2c3d4e5f", "EE_SENDER": "aixp_A12e-5xYz", "T": stamp,
+            "V": [8.5e-10, 1e+20]}
+    assert FAST_SORTED(data) == encode(data, CANON_V2, json_native=True)
+
+
+@pytest.mark.parametrize("data", [{"v": 1e-05}, {"v": [-4.5e-05]}, {"t": " 0.00001"}, {"t": "x0.0000"},
+                                  {"v": 8.7e-07}, {"v": [1.5e-09]}, {"a": {"v": 2e-08}}, {"t": "2e-4,"}])
 def test_a_small_float_or_a_string_like_one_is_refused(data: dict[str, Any]) -> None:
     assert FAST_SORTED(data) is None
 
