@@ -79,6 +79,10 @@ _ALIASES = {
 _SEPARATORS = (",", ":")
 _DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+_STR_ONLY = frozenset((str,))
+_PLAIN_KINDS = _SCALARS | {dict, list}
+_INT_STR = frozenset((str, int, bool, type(None)))
+_FLOATLESS_KINDS = _INT_STR | {dict, list}
 _WALK_BUDGET = 100_000
 
 # check_circular=False: a cycle then ends in RecursionError, which we report.
@@ -197,9 +201,14 @@ def encode(data: Any, canon: str, *, json_native: bool = False, sorted_text: Sor
     try:
         if json_native or _is_plain(data):
             if sorted_text is not None and canon != CANON_V1:
+                untrimmed = canon == CANON_V2 or _floatless(data)  # no float token: trimming changes nothing
+                if not untrimmed:
+                    trimmed = _legacy_fast(data, sorted_text)
+                    if trimmed is not None:
+                        return trimmed
                 fast = sorted_text(data)
                 if fast is not None:
-                    return fast if canon == CANON_V2 else _trim_floats(fast.decode("utf-8")).encode("utf-8")
+                    return fast if untrimmed else _trim_floats(fast.decode("utf-8")).encode("utf-8")
             try:
                 text = _FAST[canon](data)
             except (TypeError, ValueError):
@@ -241,7 +250,8 @@ def _is_plain(obj: Any, budget: int = _WALK_BUDGET) -> bool:
     """Only dicts/lists with str keys and JSON scalars (so one sorted dump is exact).
 
     Gives up (False: take the slow path) after ``budget`` containers, which
-    also ends the walk of a cyclic structure.
+    also ends the walk of a cyclic structure. Each container's keys and
+    values are typed in one C-level pass (``set(map(type, ...))``).
     """
     stack = [obj]
     pop, push = stack.pop, stack.append
@@ -251,19 +261,111 @@ def _is_plain(obj: Any, budget: int = _WALK_BUDGET) -> bool:
             return False
         o = pop()
         if type(o) is dict:
-            for k in o:
-                if type(k) is not str:
-                    return False
+            if not set(map(type, o)) <= _STR_ONLY:
+                return False
             values: Any = o.values()
         else:
             values = o
+        kinds = set(map(type, values))
+        if kinds <= _SCALARS:
+            continue
+        if not kinds <= _PLAIN_KINDS:
+            return False
         for v in values:
             t = type(v)
             if t is dict or t is list:
                 push(v)
-            elif t not in _SCALARS:
-                return False
     return True
+
+
+def _floatless(obj: Any, budget: int = _WALK_BUDGET) -> bool:
+    """True when plain ``obj`` (see :func:`_is_plain`) holds no float: its text has no float token to trim.
+
+    False as soon as a float (or anything else) is seen, or after ``budget`` containers.
+    """
+    stack = [obj]
+    pop, push = stack.pop, stack.append
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        o = pop()
+        values = o.values() if type(o) is dict else o
+        kinds = set(map(type, values))
+        if kinds <= _INT_STR:
+            continue
+        if not kinds <= _FLOATLESS_KINDS:
+            return False
+        for v in values:
+            t = type(v)
+            if t is dict or t is list:
+                push(v)
+    return True
+
+
+# A float's repr that the 42ee127 trimming changes (see _TRIM_TAIL): '.', digits ending in 0, or an
+# exponent ending in 0, up to the end of the token.
+_TRIMMED_REPR = re.compile(r"\.(?:\d*0|\d+e[-+]\d*0)$")
+
+
+def _legacy_fast(data: Any, sorted_text: SortedTextFn) -> bytes | None:
+    """The legacy text of plain ``data`` from a writer that takes raw pieces (``sorted_text.fragment``), or None.
+
+    Each float whose token the trimming changes is handed to the writer as its
+    trimmed token (a raw fragment), so the writer's text is already trimmed:
+    what :func:`_trim_floats` makes of the untrimmed text, without scanning
+    it. None when the writer takes no fragments or declines the data (the
+    caller then trims the text).
+    """
+    fragment = getattr(sorted_text, "fragment", None)
+    if fragment is None:
+        return None
+    try:
+        return sorted_text(_with_trimmed_floats(data, fragment))
+    except RecursionError:
+        return None
+
+
+def _with_trimmed_floats(obj: Any, fragment: Callable[[bytes], Any]) -> Any:
+    """``obj`` with each float the trimming changes replaced by ``fragment(trimmed token)``.
+
+    Containers holding none are returned as they are (not copied).
+    """
+    kind = type(obj)
+    if kind is float:
+        text = float.__repr__(obj)
+        if text[-1] != "0" or not _TRIMMED_REPR.search(text):
+            return obj
+        return fragment(text.rstrip("0").rstrip(".").encode())
+    if kind is dict:
+        if set(map(type, obj.values())) <= _INT_STR:
+            return obj
+        out = None
+        for key, value in obj.items():
+            sub = type(value)
+            if sub is not float and sub is not dict and sub is not list:
+                continue
+            new = _with_trimmed_floats(value, fragment)
+            if new is not value:
+                if out is None:
+                    out = dict(obj)
+                out[key] = new
+        return obj if out is None else out
+    if kind is list:
+        if set(map(type, obj)) <= _INT_STR:
+            return obj
+        items = None
+        for index, value in enumerate(obj):
+            sub = type(value)
+            if sub is not float and sub is not dict and sub is not list:
+                continue
+            new = _with_trimmed_floats(value, fragment)
+            if new is not value:
+                if items is None:
+                    items = list(obj)
+                items[index] = new
+        return obj if items is None else items
+    return obj
 
 
 def _trim_floats(text: str) -> str:

@@ -20,6 +20,7 @@ set's ``add`` and a reference swap); read without locks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from pye2.domain.keys import address_body
@@ -64,13 +65,15 @@ class AllowList:
         allow_any: accept every signed sender.
     """
 
-    __slots__ = ("_bodies", "_clients", "allow_any")
+    __slots__ = ("_bodies", "_clients", "_written", "allow_any")
 
     def __init__(self, addresses: Iterable[str] = (), *, clients: set[str] | None = None,
                  allow_any: bool = False) -> None:
         self._bodies: tuple[str, ...] = tuple(dict.fromkeys(_body(a) for a in addresses))
         self._clients = clients
         self.allow_any = bool(allow_any)
+        # entries_json's last answer: (prefix, bodies, a copy of the clients, entries, JSON)
+        self._written: tuple[str, tuple[str, ...], frozenset[str], tuple[str, ...], str] | None = None
 
     def __repr__(self) -> str:
         if self.allow_any:
@@ -93,7 +96,24 @@ class AllowList:
 
     def entries(self, prefix: str) -> list[str]:
         """``EE_WHITELIST``: every allowed address with ``prefix`` (empty when open), listed ones first."""
+        return list(self.entries_json(prefix)[0])
+
+    def entries_json(self, prefix: str) -> tuple[tuple[str, ...], str]:
+        """:meth:`entries` (as a tuple) and its JSON as ``json.dumps`` writes the list.
+
+        Remembered while the prefix, the listed addresses and the network's
+        sessions are the same (compared by value: a heartbeat every 10 s
+        then costs a set comparison instead of a sort and a JSON dump).
+        """
         if self.allow_any:
-            return []
-        clients = sorted(self._clients - set(self._bodies)) if self._clients else []
-        return [prefix + body for body in (*self._bodies, *clients)]
+            return (), "[]"
+        written, bodies, clients = self._written, self._bodies, self._clients
+        if written is not None and written[0] == prefix and written[1] is bodies \
+                and (written[2] == clients if clients is not None else not written[2]):
+            return written[3], written[4]
+        snapshot = frozenset(clients) if clients is not None else frozenset()
+        extra = sorted(snapshot - set(bodies)) if snapshot else []
+        entries = tuple(prefix + body for body in (*bodies, *extra))
+        text = json.dumps(list(entries))
+        self._written = (prefix, bodies, snapshot, entries, text)
+        return entries, text

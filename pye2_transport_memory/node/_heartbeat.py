@@ -7,6 +7,7 @@ machine. Fields that never change are built once per start.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Iterable, Mapping
@@ -65,6 +66,20 @@ class Machine:
         )
 
 
+def _comm_stats() -> dict[str, Any]:
+    return {name: {"SVR": True, "RCV": True, "SND": True, "FAILS": 0, "ERROR": None}
+            for name in ("DEFAULT", "COMMANDCONTROL", "HEARTBEATS", "NOTIFICATIONS")}
+
+
+def _loops_timings() -> dict[str, Any]:
+    return {"main_loop_avg_time": 0.1, "comm_loop_avg_time": 0.002}
+
+
+# Written once: every status holds a fresh dict with these very contents.
+_COMM_STATS_JSON = json.dumps(_comm_stats())
+_LOOPS_TIMINGS_JSON = json.dumps(_loops_timings())
+
+
 class StatusBuilder:
     """Builds the status dict of each heartbeat of one node (start to stop).
 
@@ -80,6 +95,9 @@ class StatusBuilder:
         self.rng = rng
         self.interval = interval
         self.started = started
+        #: the last status's fields whose JSON is known (field -> (the object it holds, its JSON)),
+        #: for :func:`encode_status`: fresh objects of constant contents
+        self.fragments: dict[str, tuple[Any, str]] = {}
         gpu_info = "\n\n" + "=" * 40 + " Basic load Info " + "=" * 40 + f"\n  Used CPU: '{machine.cpu}'\n"
         self._static: dict[str, Any] = {
             "EE_FORMATTER": "",
@@ -150,17 +168,18 @@ class StatusBuilder:
             "ACTIVE_PLUGINS": active_plugins,
             "CONFIG_STREAMS": config_streams,
             "DCT_STATS": dict(dct_stats),
-            "COMM_STATS": {name: {"SVR": True, "RCV": True, "SND": True, "FAILS": 0, "ERROR": None}
-                           for name in ("DEFAULT", "COMMANDCONTROL", "HEARTBEATS", "NOTIFICATIONS")},
+            "COMM_STATS": _comm_stats(),
             "IN_KB": round(counters.get("in_bytes", 0) / 1024, 2),
             "OUT_KB": round(counters.get("out_bytes", 0) / 1024, 2),
-            "LOOPS_TIMINGS": {"main_loop_avg_time": 0.1, "comm_loop_avg_time": 0.002},
+            "LOOPS_TIMINGS": _loops_timings(),
             "TIMERS": NO_TIMERS,
             "DEVICE_LOG": NO_LOG,
             "ERROR_LOG": NO_ERROR_LOG,
             "INITIATOR_ID": initiator_id,
         }
         status.update(self._static)
+        self.fragments = {"COMM_STATS": (status["COMM_STATS"], _COMM_STATS_JSON),
+                          "LOOPS_TIMINGS": (status["LOOPS_TIMINGS"], _LOOPS_TIMINGS_JSON)}
         if kind == "FULL":
             status["DEVICE_LOG"] = list(log_lines or [])
             status["ERROR_LOG"] = [line for line in (log_lines or []) if "error" in line.lower()]
@@ -172,22 +191,29 @@ class StatusBuilder:
 
 
 def encode_status(status: Mapping[str, Any], version: str, *,
-                  active_plugins: tuple[list[dict[str, Any]], str] | None = None) -> tuple[dict[str, Any], str | None]:
+                  active_plugins: tuple[list[dict[str, Any]], str] | None = None,
+                  fragments: Mapping[str, tuple[Any, str]] | None = None) -> tuple[dict[str, Any], str | None]:
     """``encode_heartbeat(status, version=version)``, and for v2 the JSON text it compressed.
 
     The v2 body is built step by step as :mod:`pye2.domain.codecs.heartbeat`
     builds it (the simulator's tests hold them equal byte for byte), keeping
     the text: receivers sharing the node's cache then need not inflate it.
-    ``active_plugins``: ``status["ACTIVE_PLUGINS"]`` and its JSON, already
-    written (see ``Runtime.active_plugins_json``); spliced in, not encoded again.
+    ``fragments``: top-level field -> (the very object ``status`` holds there,
+    its JSON as ``json.dumps`` writes it), written once by their owners
+    (``Runtime.active_plugins_json``, ``AllowList.entries_json``) and spliced
+    in, not encoded again; ``active_plugins`` is the ``ACTIVE_PLUGINS`` one.
+    A fragment whose object is not the one in ``status`` is ignored.
 
     Raises:
         ConfigError: as ``encode_heartbeat``.
     """
     if version != HEARTBEAT_V2 or not isinstance(status, Mapping):
         return encode_heartbeat(status, version=version), None
+    pieces = dict(fragments or {})
+    if active_plugins is not None:
+        pieces["ACTIVE_PLUGINS"] = active_plugins
     try:
-        text = _status_json(status, active_plugins)
+        text = _status_json(status, pieces)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"heartbeat status is not JSON-serialisable: {exc}") from exc
     body: dict[str, Any] = {"ENCODED_DATA": compress_text(text)}
@@ -198,23 +224,48 @@ def encode_status(status: Mapping[str, Any], version: str, *,
     return body, text
 
 
-# A placeholder no status holds: the status is encoded with it standing for ACTIVE_PLUGINS.
-_PLACEHOLDER = "\x00pye2:active-plugins:5f0e\x00"
-_PLACEHOLDER_ITEM = '"ACTIVE_PLUGINS": ' + json.dumps(_PLACEHOLDER)
+# A placeholder no status holds: the status is encoded with it standing for each spliced field.
+_PLACEHOLDER = "\x00pye2:fragment:5f0e\x00"
+_PLACEHOLDER_JSON = json.dumps(_PLACEHOLDER)
 
 
-def _status_json(status: Mapping[str, Any], active_plugins: tuple[list[dict[str, Any]], str] | None) -> str:
-    """``json.dumps(dict(status))`` (default separators and ASCII escapes, as a node's json.dumps)."""
-    if active_plugins is None or type(status) is not dict or status.get("ACTIVE_PLUGINS") is not active_plugins[0]:
+@functools.lru_cache(maxsize=64)
+def _key_head(key: str) -> str:
+    """What ``json.dumps`` writes before a top-level value: ``"KEY": ``."""
+    return f"{json.dumps(key)}: "
+
+
+def _status_json(status: Mapping[str, Any], fragments: Mapping[str, tuple[Any, str]]) -> str:
+    """``json.dumps(dict(status))`` (default separators and ASCII escapes, as a node's json.dumps).
+
+    Each usable fragment's field is written as a placeholder, then the text
+    is cut at the placeholders and joined with the fragments' JSON. The cut
+    is only taken when the placeholder occurs exactly once per fragment, each
+    time right after its own key (a value holding the placeholder text makes
+    one more occurrence): otherwise the status is written whole.
+    """
+    if type(status) is not dict or not fragments:
         return json.dumps(dict(status))
-    # The same text with the list's JSON written once by the runtime: the key comes before any
-    # user data, and a quote inside a JSON string is escaped, so the first match is this item.
-    status["ACTIVE_PLUGINS"] = _PLACEHOLDER
+    used = [(key, value) for key, value in fragments.items()
+            if type(key) is str and key in status and status[key] is value[0]]
+    if not used:
+        return json.dumps(status)
+    order = {key: index for index, key in enumerate(status)}
+    used.sort(key=lambda item: order[item[0]])
+    for key, _ in used:
+        status[key] = _PLACEHOLDER
     try:
         text = json.dumps(status)
     finally:
-        status["ACTIVE_PLUGINS"] = active_plugins[0]
-    head, found, tail = text.partition(_PLACEHOLDER_ITEM)
-    if not found or _PLACEHOLDER_ITEM in tail:  # cannot happen; kept exact all the same
-        return json.dumps(dict(status))
-    return f'{head}"ACTIVE_PLUGINS": {active_plugins[1]}{tail}'
+        for key, (original, _) in used:
+            status[key] = original
+    pieces = text.split(_PLACEHOLDER_JSON)
+    if len(pieces) != len(used) + 1:  # cannot happen; kept exact all the same
+        return json.dumps(status)
+    out = [pieces[0]]
+    for (key, (_, written)), piece, before in zip(used, pieces[1:], pieces[:-1], strict=True):
+        if not before.endswith(_key_head(key)):
+            return json.dumps(status)
+        out.append(written)
+        out.append(piece)
+    return "".join(out)

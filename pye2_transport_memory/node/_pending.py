@@ -28,6 +28,10 @@ SUMMARY_KEYS = ("EE_ID", "DEVICE_STATUS", "EE_NT_ALLOW_ANY", "SECURED", "EE_WHIT
                 "DEFAULT_CUDA", "CURRENT_TIME", "UPTIME", "VERSION")
 
 
+#: exact types :func:`_as_parsed` returns as they are
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 class _Unsure(Exception):
     """A value whose JSON round trip is not worked out here."""
 
@@ -38,6 +42,8 @@ def _as_parsed(value: Any) -> Any:
     if kind is str or kind is int or kind is float or kind is bool or value is None:
         return value  # NaN and infinities too: written NaN/Infinity, read back as such
     if kind is list:
+        if set(map(type, value)) <= _SCALARS:  # e.g. an allow-list: one C-level pass, one copy
+            return value.copy()
         return [_as_parsed(item) for item in value]
     if kind is dict:
         out = {}

@@ -77,6 +77,10 @@ class Received:
 _UNSET: Any = object()  # heartbeat view not computed yet
 
 
+#: exact types a JSON round trip returns unchanged whatever their value
+_AS_IS = frozenset((str, bool, type(None)))
+
+
 class _NotPlain(Exception):
     """A value a JSON round trip might change."""
 
@@ -95,6 +99,8 @@ def _plain(value: Any) -> Any:
     elif kind is dict:
         return _plain_dict(value)
     elif kind is list:
+        if set(map(type, value)) <= _AS_IS:  # e.g. an allow-list: one C-level pass, one copy
+            return value.copy()
         return [_plain(item) for item in value]
     raise _NotPlain  # tuples, numpy values, subclasses...: let the parser decide
 

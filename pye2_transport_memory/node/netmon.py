@@ -47,6 +47,24 @@ ONLINE_WINDOW = 60.0
 OPEN_TAG = "EE_NT_ALLOW_ANY"
 
 
+#: allow-lists seen last -> the address bodies they list (every peer of a network lists the same ones)
+_BODIES: dict[tuple[Any, ...], frozenset[str | None]] = {}
+_BODIES_KEPT = 64
+
+
+def _bodies_of(whitelist: list[Any]) -> frozenset[str | None]:
+    """The address bodies in an ``EE_WHITELIST`` (remembered by content for the last few lists)."""
+    if set(map(type, whitelist)) != {str}:
+        return frozenset(body_of(a) for a in whitelist)
+    key = tuple(whitelist)
+    found = _BODIES.get(key)
+    if found is None:
+        if len(_BODIES) >= _BODIES_KEPT:
+            _BODIES.clear()
+        found = _BODIES[key] = frozenset(body_of(a) for a in whitelist)
+    return found
+
+
 class Feed(Protocol):
     """What a shared monitor feeding a :class:`NetworkMonitor` offers it."""
 
@@ -200,7 +218,10 @@ class NetworkMonitor:
         if body_of(record.address) == self.own_body or hb.get(OPEN_TAG) is True or hb.get("SECURED") is False:
             return True
         whitelist = hb.get("EE_WHITELIST")
-        return isinstance(whitelist, list) and self.own_body in {body_of(a) for a in whitelist}
+        if not isinstance(whitelist, list):
+            return False
+        # Listed as is (the usual case), else by address body (any prefix).
+        return self.own_address in whitelist or self.own_body in _bodies_of(whitelist)
 
     def peers(self, *, summaries: bool = False) -> list[dict[str, Any]]:
         """One dict per known node (itself included), sorted by alias then address.

@@ -27,7 +27,9 @@ threads the node's state is only touched by one thread at a time.
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import marshal
 import random
 import threading
 from collections import Counter, deque
@@ -220,6 +222,7 @@ class SimulatedNode(LifeGuards):
         self.publisher = Publisher(self)
         self._status: StatusBuilder | None = None
         self.last_heartbeat: dict[str, Any] | None = None
+        self._streams_written: tuple[bytes, str] | None = None  # CONFIG_STREAMS: (marshal image, JSON)
 
     def __repr__(self) -> str:
         return f"<SimulatedNode {self.node_id} {self.address} {'running' if self.is_running else 'stopped'}>"
@@ -478,20 +481,54 @@ class SimulatedNode(LifeGuards):
         assert self._status is not None, "start() the node first"
         tags = {OPEN_TAG: True} if self.allow.allow_any else None
         active = self.runtime.active_plugins_json()
+        entries, entries_text = self.allow.entries_json(self.profile.address_prefix)
+        whitelist = list(entries)
+        config_streams: list[Mapping[str, Any]] = list(self.pipelines.values())
         status = self._status.status(
             self.time(), address=self.address,
-            whitelist=self.whitelist,
+            whitelist=whitelist,
             secured=self.reported_secured, supervisor=self.supervisor, device_status=self.device_status,
-            config_streams=list(self.pipelines.values()), active_plugins=active[0],
+            config_streams=config_streams, active_plugins=active[0],
             counters=self.counters, dct_stats=self.runtime.dct_stats(), kind=kind, initiator_id=initiator_id,
             log_lines=list(self.log_lines) if kind == "FULL" else None, tags=tags)
-        body, text = encode_status(status, self.heartbeat_version, active_plugins=active)
+        # The allow-list's JSON is written once while it stays the same (strings only: equal lists
+        # are written alike); a tag that replaced the list would be encoded as usual.
+        listed = status.get("EE_WHITELIST")
+        fragments = dict(self._status.fragments)
+        if type(listed) is list and listed == whitelist:
+            fragments["EE_WHITELIST"] = (listed, entries_text)
+        streams_text = self._config_streams_json(config_streams)
+        if streams_text is not None:
+            fragments["CONFIG_STREAMS"] = (config_streams, streams_text)
+        body, text = encode_status(status, self.heartbeat_version, active_plugins=active, fragments=fragments)
         signed = self.publish_event(self.profile.ctrl, "HEARTBEAT", body, path=(None, None, None),
                                     heartbeat=None if text is None else (text, status))
         self.counters["heartbeats"] += 1
         self.netmon.observe(self.address, {**signed, **status})
         self.last_heartbeat = signed
         return signed
+
+    def _config_streams_json(self, streams: list[Mapping[str, Any]]) -> str | None:
+        """``json.dumps(streams)``, written again only when their contents changed (None: not writable).
+
+        The pipelines change seldom but may be changed in place, so the text is
+        remembered with a ``marshal`` image of the list: equal images are equal
+        structures of the same exact types (1, 1.0 and True differ, NaN is not
+        None), hence the same JSON. What marshal refuses is written every time.
+        """
+        try:
+            image = marshal.dumps(streams, 2)
+        except (ValueError, TypeError):
+            image = None
+        known = self._streams_written
+        if image is not None and known is not None and known[0] == image:
+            return known[1]
+        try:
+            text = json.dumps(streams)
+        except (TypeError, ValueError, RecursionError):
+            return None  # encode_status reports it
+        self._streams_written = None if image is None else (image, text)
+        return text
 
     # -- publishing -------------------------------------------------------------------------------------
     def publish_event(self, topic: str, event_type: str, body: dict[str, Any], *,

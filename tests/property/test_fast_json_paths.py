@@ -56,6 +56,9 @@ json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=8)
 @example({"x": 1e-05, "y": "0.00001"})
 @example({"x": 2**64})
 @example({"id": "3e-7", "v": 1.0})
+@example({"t": "2023-11-14 22:13:50.000000", "x": 1e-05})
+@example({"id": "12e-4b", "x": [8.7e-07], "y": {"z": 1.5e-9}})
+@example({"t": "50.000000", "x": [-1e-05, 10.00001, 20.00001]})
 def test_orjson_v2_text_is_exact_or_none(data: dict[str, Any]) -> None:
     exact = encode(data, CANON_V2, json_native=True)
     fast = FAST_SORTED(data)
@@ -81,6 +84,25 @@ def test_floats_written_differently_send_the_text_to_the_exact_path(value: float
 def test_common_message_takes_the_fast_path() -> None:
     data = {"EE_ID": "node-1", "EE_MESSAGE_SEQ": 7, "X": [0.5, 1e16, 1e-10], "T": "e-1", "S": "é"}
     assert FAST_SORTED(data) == encode(data, CANON_V2, json_native=True)
+
+
+@pytest.mark.parametrize("stamp", ["2023-11-14 22:13:50.000000", "20231114221350000000", "10.00001"])
+def test_a_timestamp_ending_in_zero_seconds_keeps_the_fast_path(stamp: str) -> None:
+    data = {"EE_TIMESTAMP": stamp, "UPTIME": 30.0, "V": 10.00001}
+    assert FAST_SORTED(data) == encode(data, CANON_V2, json_native=True)
+
+
+@pytest.mark.parametrize("stamp", ["2023-11-14 22:13:50.000000", "20231114221350000000", "10.00001"])
+def test_a_uuid_or_address_with_a_digit_e_dash_digit_keeps_the_fast_path(stamp: str) -> None:
+    data = {"EE_MESSAGE_ID": "0b1c2d3e-4f5a-4b7c-8d9e-0a1b2c3d4e5f", "EE_SENDER": "aixp_A12e-5xYz", "T": stamp,
+            "V": [8.5e-10, 1e+20]}
+    assert FAST_SORTED(data) == encode(data, CANON_V2, json_native=True)
+
+
+@pytest.mark.parametrize("data", [{"v": 1e-05}, {"v": [-4.5e-05]}, {"t": " 0.00001"}, {"t": "x0.0000"},
+                                  {"v": 8.7e-07}, {"v": [1.5e-09]}, {"a": {"v": 2e-08}}, {"t": "2e-4,"}])
+def test_a_small_float_or_a_string_like_one_is_refused(data: dict[str, Any]) -> None:
+    assert FAST_SORTED(data) is None
 
 
 @given(json_objects)
@@ -187,3 +209,61 @@ def test_other_serializers_parse_with_their_own_loads() -> None:
 
     packer = MsgpackSerializer()
     assert best_parser(packer, "orjson") == packer.loads
+
+
+def _reference_plain(obj: Any) -> bool:
+    if type(obj) is dict:
+        return all(type(k) is str for k in obj) and all(_reference_plain(v) for v in obj.values())
+    if type(obj) is list:
+        return all(_reference_plain(v) for v in obj)
+    return type(obj) in (str, int, float, bool, type(None))
+
+
+def _reference_floatless(obj: Any) -> bool:
+    if type(obj) is dict:
+        return all(_reference_floatless(v) for v in obj.values())
+    if type(obj) is list:
+        return all(_reference_floatless(v) for v in obj)
+    return type(obj) in (str, int, bool, type(None))
+
+
+odd_values = st.recursive(
+    st.one_of(scalars, st.tuples(st.integers()), st.sets(st.integers(), max_size=2)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), inner, max_size=4)),
+    max_leaves=15)
+
+
+@given(st.dictionaries(st.text(max_size=3), odd_values, max_size=5))
+@settings(max_examples=400)
+@example({"a": [1, "x", None, True], "b": {"c": [2.5]}})
+@example({"a": {1: "int key"}})
+def test_the_type_walks_agree_with_a_plain_recursive_check(data: dict[str, Any]) -> None:
+    from pye2.domain.canonical import _floatless, _is_plain
+
+    assert _is_plain(data) == _reference_plain(data)
+    if _reference_plain(data):
+        assert _floatless(data) == _reference_floatless(data)
+
+
+@given(json_objects)
+@settings(max_examples=500)
+@example({"x": 100.0, "y": [1.5e+20, -0.0, 2.5, 1.5e-10, 1e-05], "z": "1.0", "t": "12:00:30.000000"})
+@example({"a": {"b": [{"c": 0.0}], "d": "x"}, "e": [1, "2"]})
+def test_the_legacy_canon_with_trimmed_fragments_is_exact(data: dict[str, Any]) -> None:
+    from pye2.domain.canonical import _legacy_fast
+
+    assert FAST_SORTED.fragment is not None
+    fast = _legacy_fast(data, FAST_SORTED)
+    assert fast is None or fast == encode(data, CANON_LEGACY)
+    assert encode(data, CANON_LEGACY, sorted_text=FAST_SORTED) == encode(data, CANON_LEGACY)
+
+
+def test_floats_the_trimming_changes_take_the_fragment_path() -> None:
+    from pye2.domain.canonical import _legacy_fast
+
+    data = {"v": [100.0, -0.0, 2.5, 1.5e+20], "s": "100.0", "n": {"m": 3.0}}
+    expected = b'{"n":{"m":3},"s":"100.0","v":[100,-0,2.5,1.5e+2]}'
+    assert encode(data, CANON_LEGACY) == expected
+    assert _legacy_fast(data, FAST_SORTED) == expected
+    assert data == {"v": [100.0, -0.0, 2.5, 1.5e+20], "s": "100.0", "n": {"m": 3.0}}  # not modified
