@@ -149,7 +149,7 @@ def rows_for(figures: Results, sizes: dict[str, Any] | None = None) -> list[list
             base = (figures.get(row.baseline) or {}).get("ratio1")
             r1 = row.get(base) if isinstance(base, dict) and "error" not in base else None
         ratio = f"{p / r1:.2f}x" if r1 and p is not None and row.better not in (None, "below") else ""
-        label = f"{row.label.format(**(sizes or _DEFAULT_SIZES))} ({row.unit})"
+        label = f"{row.label.format(**{**_DEFAULT_SIZES, **(sizes or {})})} ({row.unit})"
         errors = {sdk for sdk, res in fig.items() if isinstance(res, dict) and "error" in res}
         if not errors and all(v is None for v in vals.values()):
             continue  # e.g. the encrypted-command rows of a --quick run
