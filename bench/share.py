@@ -29,8 +29,9 @@ __all__ = ["SESSIONS", "SinkGroup", "share_figure"]
 
 #: sessions in the share group of the figure's second search
 SESSIONS = 2
-#: status-line fields that add up over the members
-_SUMMED = ("hb", "pl", "counted", "cpu_s", "rss", "maxrss")
+#: status-line fields that add up over the members (payloads are split among them; heartbeats are not:
+#: every member gets each one, so the group's ``hb`` is the most any member got, not the sum)
+_SUMMED = ("pl", "counted", "cpu_s", "rss", "maxrss")
 
 
 class SinkGroup:
@@ -50,6 +51,7 @@ class SinkGroup:
         lines = [m.snap() for m in self.members]
         out: dict[str, Any] = {key: sum(int(line.get(key, 0)) if key != "cpu_s" else float(line.get(key, 0.0))
                                         for line in lines) for key in _SUMMED}
+        out["hb"] = max(int(line.get("hb", 0)) for line in lines)
         out["t"] = max(line["t"] for line in lines)
         return out
 
