@@ -63,7 +63,7 @@ class Plan:
         self.cmd_encrypted = not quick
         #: simulated network sizes, small to large (the growth with size shows); the middle one is the headline
         self.sim_nodes = [2, 3, 5] if quick else [10, 100, 1000]
-        #: simulated seconds per size: an hour, but 120 s for 1,000 nodes (its hour would take ~15 min of
+        #: simulated seconds per size: an hour, but 120 s for 1,000 nodes (its hour would take ~27 min of
         #: wall time here; the table shows the hour at that pace, and says so)
         self.sim_seconds = [60.0, 60.0, 60.0] if quick else [3600.0, 3600.0, 120.0]
 
