@@ -82,7 +82,6 @@ _SCALARS = frozenset((str, int, float, bool, type(None)))
 _STR_ONLY = frozenset((str,))
 _PLAIN_KINDS = _SCALARS | {dict, list}
 _INT_STR = frozenset((str, int, bool, type(None)))
-_FLOATLESS_KINDS = _INT_STR | {dict, list}
 _WALK_BUDGET = 100_000
 
 # check_circular=False: a cycle then ends in RecursionError, which we report.
@@ -199,9 +198,12 @@ def encode(data: Any, canon: str, *, json_native: bool = False, sorted_text: Sor
     """
     canon = normalize_canon(canon)
     try:
-        if json_native or _is_plain(data):
+        shape = _PLAIN if json_native else _survey(data)  # JSON-native data is plain by promise
+        if shape != _NOT_PLAIN:
             if sorted_text is not None and canon != CANON_V1:
-                untrimmed = canon == CANON_V2 or _floatless(data)  # no float token: trimming changes nothing
+                if canon != CANON_V2 and json_native:
+                    shape = _survey(data, check_keys=False)  # only whether a float is there
+                untrimmed = canon == CANON_V2 or shape == _PLAIN_FLOATLESS  # no float token: no trimming
                 if not untrimmed:
                     trimmed = _legacy_fast(data, sorted_text)
                     if trimmed is not None:
@@ -246,61 +248,45 @@ def message_hash(message: Mapping[str, Any], *, profile: WireProfile, canon: str
 # -- fast path: JSON-native data -------------------------------------------------
 
 
-def _is_plain(obj: Any, budget: int = _WALK_BUDGET) -> bool:
-    """Only dicts/lists with str keys and JSON scalars (so one sorted dump is exact).
+#: what :func:`_survey` finds: not plain JSON data (or too large to walk), plain, plain and without a float
+_NOT_PLAIN, _PLAIN, _PLAIN_FLOATLESS = 0, 1, 2
 
-    Gives up (False: take the slow path) after ``budget`` containers, which
-    also ends the walk of a cyclic structure. Each container's keys and
+
+def _survey(obj: Any, budget: int = _WALK_BUDGET, *, check_keys: bool = True) -> int:
+    """Whether ``obj`` is plain: only dicts/lists with str keys and JSON scalars (so one sorted dump
+    is exact), and whether it then holds no float (its text has no float token to trim).
+
+    One walk answers both. Gives :data:`_NOT_PLAIN` after ``budget`` containers,
+    which also ends the walk of a cyclic structure. Each container's keys and
     values are typed in one C-level pass (``set(map(type, ...))``).
+    ``check_keys=False``: the keys are known to be strings (JSON-native data).
     """
+    floatless = True
     stack = [obj]
     pop, push = stack.pop, stack.append
     while stack:
         budget -= 1
         if budget < 0:
-            return False
+            return _NOT_PLAIN
         o = pop()
         if type(o) is dict:
-            if not set(map(type, o)) <= _STR_ONLY:
-                return False
+            if check_keys and not set(map(type, o)) <= _STR_ONLY:
+                return _NOT_PLAIN
             values: Any = o.values()
         else:
             values = o
         kinds = set(map(type, values))
+        if floatless and float in kinds:
+            floatless = False
         if kinds <= _SCALARS:
             continue
         if not kinds <= _PLAIN_KINDS:
-            return False
+            return _NOT_PLAIN
         for v in values:
             t = type(v)
             if t is dict or t is list:
                 push(v)
-    return True
-
-
-def _floatless(obj: Any, budget: int = _WALK_BUDGET) -> bool:
-    """True when plain ``obj`` (see :func:`_is_plain`) holds no float: its text has no float token to trim.
-
-    False as soon as a float (or anything else) is seen, or after ``budget`` containers.
-    """
-    stack = [obj]
-    pop, push = stack.pop, stack.append
-    while stack:
-        budget -= 1
-        if budget < 0:
-            return False
-        o = pop()
-        values = o.values() if type(o) is dict else o
-        kinds = set(map(type, values))
-        if kinds <= _INT_STR:
-            continue
-        if not kinds <= _FLOATLESS_KINDS:
-            return False
-        for v in values:
-            t = type(v)
-            if t is dict or t is list:
-                push(v)
-    return True
+    return _PLAIN_FLOATLESS if floatless else _PLAIN
 
 
 # A float's repr that the 42ee127 trimming changes (see _TRIM_TAIL): '.', digits ending in 0, or an

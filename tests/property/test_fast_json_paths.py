@@ -239,11 +239,12 @@ odd_values = st.recursive(
 @example({"a": [1, "x", None, True], "b": {"c": [2.5]}})
 @example({"a": {1: "int key"}})
 def test_the_type_walks_agree_with_a_plain_recursive_check(data: dict[str, Any]) -> None:
-    from pye2.domain.canonical import _floatless, _is_plain
+    from pye2.domain.canonical import _NOT_PLAIN, _PLAIN_FLOATLESS, _survey
 
-    assert _is_plain(data) == _reference_plain(data)
+    assert (_survey(data) != _NOT_PLAIN) == _reference_plain(data)
     if _reference_plain(data):
-        assert _floatless(data) == _reference_floatless(data)
+        assert (_survey(data) == _PLAIN_FLOATLESS) == _reference_floatless(data)
+        assert (_survey(data, check_keys=False) == _PLAIN_FLOATLESS) == _reference_floatless(data)
 
 
 @given(json_objects)

@@ -89,7 +89,9 @@ def test_the_wire_is_the_same_byte_for_byte_without_the_shortcuts(profile: str,
         patch.setattr(_heartbeat, "_status_json", lambda status, fragments: json.dumps(dict(status)))
         patch.setattr(_allow.AllowList, "entries_json", _plain_entries_json)
         patch.setattr(netmon, "_bodies_of", lambda whitelist: frozenset(body_of(a) for a in whitelist))
-        patch.setattr(canonical, "_floatless", lambda data, budget=0: False)
+        survey = canonical._survey  # never "floatless": every legacy text goes through the trimming
+        patch.setattr(canonical, "_survey", lambda data, budget=canonical._WALK_BUDGET, *, check_keys=True:
+                      min(survey(data, budget, check_keys=check_keys), canonical._PLAIN))
         patch.setattr(_outbound, "_sorted_text", lambda: None)
         plain, _ = _story(profile)
     assert len(fast) == len(plain) > 100
