@@ -119,15 +119,12 @@ def cmd_latency(cfg: BenchConfig, sdk: str, n: int, gap: float = 0.02, encrypt: 
     api = [d * 1000 for d in calls["api_s"]]
     sizes = node.sizes[base:base + len(starts)]
 
-    def ms(v: float | None) -> float | None:
-        return round(v, 3) if v is not None else None
-
     return {
         "encrypt": encrypt, "calls": len(starts), "received": len(node.arrivals) - base,
-        "latency_ms": {"median": ms(percentile(lat, 50)), "p90": ms(percentile(lat, 90)),
-                       "p99": ms(percentile(lat, 99)), "min": ms(min(lat, default=None)),
-                       "max": ms(max(lat, default=None))},
-        "api_call_ms": {"median": ms(percentile(api, 50)), "p99": ms(percentile(api, 99))},
+        "latency_ms": {"median": _ms(percentile(lat, 50)), "p90": _ms(percentile(lat, 90)),
+                       "p99": _ms(percentile(lat, 99)), "min": _ms(min(lat, default=None)),
+                       "max": _ms(max(lat, default=None))},
+        "api_call_ms": {"median": _ms(percentile(api, 50)), "p99": _ms(percentile(api, 99))},
         "cmd_bytes": round(sum(sizes) / len(sizes)) if sizes else None,
         "signatures_valid": check.get("valid"), "signatures_checked": check.get("received"),
         "invalid_reason": check.get("invalid_reason"),
