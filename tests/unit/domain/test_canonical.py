@@ -268,3 +268,19 @@ def test_canonical_json_is_valid_sorted_json(data: dict[str, Any]) -> None:
     reparsed = parsed(text)
     assert list(reparsed) == sorted(reparsed)
     assert json.dumps(reparsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False) == text
+
+
+@pytest.mark.parametrize("canon", ["v2", "legacy"])
+def test_a_cycle_or_a_message_past_the_walk_budget_is_handled_by_the_exact_path(canon: str) -> None:
+    from pye2.adapters.orjson_canonical import OrjsonSortedText
+    from pye2.domain.canonical import _NOT_PLAIN, _WALK_BUDGET, _survey, encode
+
+    looped: dict[str, Any] = {"a": []}
+    looped["a"].append(looped)  # a hostile structure: the survey must end, the encoder must say why
+    assert _survey(looped) == _NOT_PLAIN
+    with pytest.raises(DecodeError, match="nested too deeply"):
+        encode(looped, canon, sorted_text=OrjsonSortedText())
+    wide = {"k": [[i] for i in range(_WALK_BUDGET + 1)]}  # more containers than the budget: no fast path
+    assert _survey(wide) == _NOT_PLAIN
+    exact = json.dumps(wide, sort_keys=True, separators=(",", ":")).encode()
+    assert encode(wide, canon, sorted_text=OrjsonSortedText()) == exact
